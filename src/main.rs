@@ -1,0 +1,56 @@
+//! The taskfarm role binary: parse the command line, set up logging, run one subcommand.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use taskfarm::cli::{Cli, Command, ZkCommand};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    taskfarm::logging::init(cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line, no backtrace: the chain of contexts says what failed and why.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let global = cli.global;
+    match cli.command {
+        Command::Election(args) => taskfarm::election::run_demo(&global.zk_config()?, args).await?,
+        Command::Zk(ZkCommand::Init) => {
+            let session = global.zk_config()?.connect().await?;
+            taskfarm::zkcmd::init(&session).await?;
+            session.close().await;
+        }
+        Command::Zk(ZkCommand::Tree { path }) => {
+            let session = global.zk_config()?.connect().await?;
+            print!("{}", taskfarm::zkcmd::tree(&session, &path).await?);
+            session.close().await;
+        }
+        Command::Controller(args) => taskfarm::k8s::run(args).await?,
+        Command::Crd => print!("{}", taskfarm::k8s::crd_yaml()?),
+        Command::Master(_) | Command::Worker(_) | Command::Client(_) | Command::Submit(_) => {
+            anyhow::bail!("not implemented yet")
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,200 @@
+//! Task payloads (`/data/<id>`): what a client may ask for and how a worker runs it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::protocol::{parse_json, ContractError, MAX_PAYLOAD_BYTES};
+
+/// Longest `sleep` task we accept (one hour).
+pub const MAX_SLEEP_MS: u64 = 3_600_000;
+/// Most `cpu` rounds we accept (about a minute of hashing on a slow core).
+pub const MAX_CPU_ROUNDS: u64 = 50_000_000;
+
+/// A task payload. JSON with a `kind` field, e.g. `{"kind":"sleep","ms":100}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum TaskSpec {
+    /// Sleep for `ms` milliseconds; the result is `{"slept_ms": ms}`.
+    Sleep { ms: u64 },
+    /// `rounds` iterations of SHA-256 over the previous digest, starting from `seed`;
+    /// the result is `{"digest": hex}` (deterministic).
+    Cpu {
+        rounds: u64,
+        #[serde(default)]
+        seed: String,
+    },
+    /// Returns `message` unchanged.
+    Echo {
+        #[serde(default)]
+        message: serde_json::Value,
+    },
+    /// Reports an error result carrying `message`.
+    Fail {
+        #[serde(default = "default_fail_message")]
+        message: String,
+    },
+    /// Kills the worker process that runs it (a poison task, for fault tests).
+    Crash,
+}
+
+fn default_fail_message() -> String {
+    "task asked to fail".into()
+}
+
+const KINDS: &str = "sleep, cpu, echo, fail, crash";
+
+impl TaskSpec {
+    /// Parses and validates a payload, with an error a person can act on.
+    pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
+        let value: serde_json::Value = parse_json("task payload", data, MAX_PAYLOAD_BYTES)?;
+        let malformed = |reason: String| ContractError::Malformed {
+            what: "task payload",
+            reason,
+        };
+        let kind = match value.get("kind") {
+            Some(serde_json::Value::String(k)) => k.clone(),
+            Some(_) => return Err(malformed("\"kind\" must be a string".into())),
+            None => return Err(malformed(format!("missing \"kind\" (one of {KINDS})"))),
+        };
+        if !KINDS.split(", ").any(|k| k == kind) {
+            return Err(malformed(format!(
+                "unknown task kind {kind:?} (expected one of {KINDS})"
+            )));
+        }
+        let allowed: &[&str] = match kind.as_str() {
+            "sleep" => &["ms"],
+            "cpu" => &["rounds", "seed"],
+            "echo" => &["message"],
+            "fail" => &["message"],
+            _ => &[],
+        };
+        if let Some(obj) = value.as_object() {
+            if let Some(extra) = obj.keys().find(|k| *k != "kind" && !allowed.contains(&k.as_str())) {
+                return Err(malformed(format!("unknown field {extra:?} for kind {kind:?}")));
+            }
+        }
+        let spec: TaskSpec = serde_json::from_value(value).map_err(|e| malformed(e.to_string()))?;
+        spec.validate().map_err(malformed)?;
+        Ok(spec)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            TaskSpec::Sleep { ms } if *ms > MAX_SLEEP_MS => Err(format!("sleep of {ms} ms is over {MAX_SLEEP_MS}")),
+            TaskSpec::Cpu { rounds, .. } if *rounds > MAX_CPU_ROUNDS => {
+                Err(format!("{rounds} cpu rounds is over {MAX_CPU_ROUNDS}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("task spec serializes")
+    }
+
+    /// Runs the task. `Err` is the task's own error result, not a failure of the worker.
+    pub async fn run(&self) -> Result<serde_json::Value, String> {
+        match self {
+            TaskSpec::Sleep { ms } => {
+                tokio::time::sleep(Duration::from_millis(*ms)).await;
+                Ok(serde_json::json!({ "slept_ms": ms }))
+            }
+            TaskSpec::Cpu { rounds, seed } => {
+                let (rounds, seed) = (*rounds, seed.clone());
+                let digest = tokio::task::spawn_blocking(move || cpu_digest(&seed, rounds))
+                    .await
+                    .map_err(|e| format!("cpu task panicked: {e}"))?;
+                Ok(serde_json::json!({ "digest": digest }))
+            }
+            TaskSpec::Echo { message } => Ok(message.clone()),
+            TaskSpec::Fail { message } => Err(message.clone()),
+            TaskSpec::Crash => {
+                tracing::error!("running a crash task: this worker process aborts now");
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// `rounds` chained SHA-256 hashes of `seed`, hex-encoded.
+pub fn cpu_digest(seed: &str, rounds: u64) -> String {
+    let mut digest: [u8; 32] = Sha256::digest(seed.as_bytes()).into();
+    for _ in 0..rounds {
+        digest = Sha256::digest(digest).into();
+    }
+    hex::encode(digest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses() {
+        assert_eq!(
+            TaskSpec::parse(br#"{"kind":"sleep","ms":5}"#).unwrap(),
+            TaskSpec::Sleep { ms: 5 }
+        );
+        assert!(matches!(
+            TaskSpec::parse(br#"{"kind":"cpu","rounds":10}"#).unwrap(),
+            TaskSpec::Cpu { rounds: 10, .. }
+        ));
+        assert!(matches!(
+            TaskSpec::parse(br#"{"kind":"echo","message":[1,2]}"#).unwrap(),
+            TaskSpec::Echo { .. }
+        ));
+        assert!(matches!(
+            TaskSpec::parse(br#"{"kind":"fail"}"#).unwrap(),
+            TaskSpec::Fail { .. }
+        ));
+        assert_eq!(TaskSpec::parse(br#"{"kind":"crash"}"#).unwrap(), TaskSpec::Crash);
+    }
+
+    #[test]
+    fn bad_payloads_say_what_is_wrong() {
+        let cases: [(&[u8], &str); 7] = [
+            (b"{not json", "malformed task payload"),
+            (br#"{"kind":"teleport"}"#, "unknown task kind \"teleport\""),
+            (br#"{"ms":5}"#, "missing \"kind\""),
+            (br#"{"kind":"sleep","ms":5,"extra":1}"#, "unknown field \"extra\""),
+            (br#"{"kind":"sleep","ms":-1}"#, "malformed task payload"),
+            (br#"{"kind":"sleep","ms":99999999999}"#, "is over"),
+            (b"", "task payload is empty"),
+        ];
+        for (input, expected) in cases {
+            let err = TaskSpec::parse(input).unwrap_err().to_string();
+            assert!(err.contains(expected), "{:?}: {err}", String::from_utf8_lossy(input));
+        }
+        let big = format!(r#"{{"kind":"echo","message":"{}"}}"#, "x".repeat(MAX_PAYLOAD_BYTES));
+        assert!(TaskSpec::parse(big.as_bytes())
+            .unwrap_err()
+            .to_string()
+            .contains("over the 65536-byte limit"));
+    }
+
+    #[test]
+    fn cpu_digest_is_deterministic() {
+        assert_eq!(cpu_digest("a", 3), cpu_digest("a", 3));
+        assert_ne!(cpu_digest("a", 3), cpu_digest("a", 4));
+        // Zero rounds is plain SHA-256 of the seed.
+        assert_eq!(
+            cpu_digest("abc", 0),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[tokio::test]
+    async fn tasks_run_to_values_or_errors() {
+        assert_eq!(
+            TaskSpec::Sleep { ms: 1 }.run().await.unwrap(),
+            serde_json::json!({"slept_ms": 1})
+        );
+        assert_eq!(TaskSpec::Fail { message: "no".into() }.run().await.unwrap_err(), "no");
+        let echo = TaskSpec::Echo {
+            message: serde_json::json!({"a": 1}),
+        };
+        assert_eq!(echo.run().await.unwrap(), serde_json::json!({"a": 1}));
+    }
+}

@@ -1,0 +1,323 @@
+//! The ZooKeeper layer: connect with retry, ACLs, session-state tracking, idempotent layout.
+//!
+//! Every role talks to ZooKeeper through a [`ZkSession`]. A session is one ZooKeeper session:
+//! when it expires, the role drops it and builds a new one with [`ZkConfig::connect`], starting
+//! its ZooKeeper state afresh (ephemerals and watches belong to the dead session).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use sha1::{Digest as _, Sha1};
+use tokio::time::Instant;
+use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, CreateOptions, Permission, SessionState};
+
+use crate::protocol::paths;
+
+/// The user name the farm's roles authenticate as when a secret is configured.
+pub const DIGEST_USER: &str = "taskfarm";
+
+/// How to reach ZooKeeper and how to behave there; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ZkConfig {
+    /// `host:port[,host:port...]` without the chroot.
+    pub hosts: String,
+    /// Chroot path (`/` when none), created on connect if missing.
+    pub chroot: String,
+    pub session_timeout: Duration,
+    pub connect_timeout: Duration,
+    secret: String,
+    acls: Vec<Acl>,
+}
+
+impl ZkConfig {
+    /// Validates a connect string (`host:port[,host:port...][/chroot]`) and builds a config.
+    pub fn new(
+        connect: &str,
+        session_timeout: Duration,
+        connect_timeout: Duration,
+        secret: &str,
+    ) -> anyhow::Result<Self> {
+        let (hosts, chroot) = parse_connect_string(connect)?;
+        if session_timeout < Duration::from_millis(100) {
+            bail!("session timeout {session_timeout:?} is too short (at least 100ms)");
+        }
+        let acls = if secret.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                Acl::new(Permission::ALL, AuthId::new("digest", &digest_id(DIGEST_USER, secret))),
+                Acl::new(Permission::READ, AuthId::anyone()),
+            ]
+        };
+        Ok(Self {
+            hosts,
+            chroot,
+            session_timeout,
+            connect_timeout,
+            secret: secret.to_string(),
+            acls,
+        })
+    }
+
+    /// The connect string as given (hosts plus chroot).
+    pub fn connect_string(&self) -> String {
+        if self.chroot == "/" {
+            self.hosts.clone()
+        } else {
+            format!("{}{}", self.hosts, self.chroot)
+        }
+    }
+
+    /// A copy of this config for another chroot under the same servers.
+    pub fn with_chroot(&self, chroot: &str) -> anyhow::Result<Self> {
+        let mut c = self.clone();
+        let (_, chroot) = parse_connect_string(&format!("{}{}", self.hosts, chroot))?;
+        c.chroot = chroot;
+        Ok(c)
+    }
+
+    pub fn with_session_timeout(&self, timeout: Duration) -> Self {
+        let mut c = self.clone();
+        c.session_timeout = timeout;
+        c
+    }
+
+    pub fn has_secret(&self) -> bool {
+        !self.secret.is_empty()
+    }
+
+    /// Connects, retrying with exponential backoff until `connect_timeout` has passed.
+    ///
+    /// Creates the chroot when it is missing (the crate needs it to exist).
+    pub async fn connect(&self) -> anyhow::Result<ZkSession> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match self.try_connect().await {
+                Ok(session) => {
+                    tracing::debug!(
+                        session_id = format!("{:#x}", session.client.session_id().0),
+                        negotiated_timeout_ms = session.client.session_timeout().as_millis() as u64,
+                        attempt,
+                        "connected to ZooKeeper"
+                    );
+                    return Ok(session);
+                }
+                Err(err) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Err(err.context(format!(
+                            "no ZooKeeper server answered at {} within {:?} ({attempt} attempts)",
+                            self.hosts, self.connect_timeout
+                        )));
+                    }
+                    tracing::debug!(attempt, error = %format!("{err:#}"), "ZooKeeper not reachable yet; retrying");
+                    tokio::time::sleep(backoff.min(deadline - now)).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn try_connect(&self) -> anyhow::Result<ZkSession> {
+        let mut connector = Client::connector()
+            .with_session_timeout(self.session_timeout)
+            .with_connection_timeout(self.session_timeout.min(Duration::from_secs(5)) / 2)
+            .with_fail_eagerly();
+        if self.has_secret() {
+            connector = connector.with_auth("digest", format!("{DIGEST_USER}:{}", self.secret).as_bytes());
+        }
+        let budget = self.session_timeout.max(Duration::from_secs(2));
+        let client = tokio::time::timeout(budget, connector.connect(&self.hosts))
+            .await
+            .context("timed out connecting")?
+            .context("connecting")?;
+        let client = if self.chroot == "/" {
+            client
+        } else {
+            let options = CreateMode::Persistent.with_acls(self.acls());
+            tokio::time::timeout(budget, client.mkdir(&self.chroot, &options))
+                .await
+                .context("timed out creating the chroot")?
+                .with_context(|| format!("creating chroot {}", self.chroot))?;
+            match client.chroot(self.chroot.clone()) {
+                Ok(c) => c,
+                Err(_) => bail!("invalid chroot {}", self.chroot),
+            }
+        };
+        Ok(ZkSession {
+            client,
+            config: self.clone(),
+        })
+    }
+
+    /// ACLs for the farm's znodes: open when no secret is set; otherwise the farm's digest
+    /// identity may do everything and anyone else may only read.
+    pub fn acls(&self) -> Acls<'_> {
+        if self.acls.is_empty() {
+            Acls::anyone_all()
+        } else {
+            Acls::new(&self.acls)
+        }
+    }
+}
+
+/// ZooKeeper's digest ACL id for `user:password`: `user:base64(sha1(user:password))`.
+pub fn digest_id(user: &str, password: &str) -> String {
+    let hash = Sha1::digest(format!("{user}:{password}").as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+/// Splits and validates `host:port[,host:port...][/chroot]`.
+pub fn parse_connect_string(s: &str) -> anyhow::Result<(String, String)> {
+    let s = s.trim();
+    if s.is_empty() {
+        bail!("empty ZooKeeper connect string (expected host:port[,host:port...][/chroot])");
+    }
+    let (hosts, chroot) = match s.find('/') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "/"),
+    };
+    for host in hosts.split(',') {
+        let Some((name, port)) = host.rsplit_once(':') else {
+            bail!("invalid ZooKeeper address {host:?} in {s:?}: expected host:port");
+        };
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            bail!("invalid ZooKeeper host {name:?} in {s:?}");
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => bail!("invalid ZooKeeper port {port:?} in {s:?}: expected 1-65535"),
+        }
+    }
+    let chroot = chroot.trim_end_matches('/');
+    let chroot = if chroot.is_empty() { "/" } else { chroot };
+    if chroot != "/" && chroot.split('/').skip(1).any(|c| c.is_empty() || c == "." || c == "..") {
+        bail!("invalid chroot {chroot:?} in {s:?}");
+    }
+    Ok((hosts.to_string(), chroot.to_string()))
+}
+
+/// One live ZooKeeper session plus the config it was made from.
+#[derive(Clone, Debug)]
+pub struct ZkSession {
+    pub client: Client,
+    pub config: ZkConfig,
+}
+
+impl ZkSession {
+    pub fn persistent(&self) -> CreateOptions<'_> {
+        CreateMode::Persistent.with_acls(self.config.acls())
+    }
+
+    pub fn ephemeral(&self) -> CreateOptions<'_> {
+        CreateMode::Ephemeral.with_acls(self.config.acls())
+    }
+
+    pub fn session_id(&self) -> i64 {
+        self.client.session_id().0
+    }
+
+    /// The time a request may take before we treat it as lost: requests issued while
+    /// disconnected are queued by the crate with no deadline of their own.
+    pub fn request_timeout(&self) -> Duration {
+        self.client.session_timeout().max(Duration::from_secs(1))
+    }
+
+    /// Creates the farm's layout; idempotent and safe to race (NodeExists is success).
+    pub async fn ensure_layout(&self) -> anyhow::Result<()> {
+        for path in paths::LAYOUT {
+            self.ensure_path(path).await?;
+        }
+        Ok(())
+    }
+
+    /// `mkdir -p` for one path.
+    pub async fn ensure_path(&self, path: &str) -> anyhow::Result<()> {
+        let options = self.persistent();
+        tokio::time::timeout(self.request_timeout() * 2, self.client.mkdir(path, &options))
+            .await
+            .with_context(|| format!("timed out creating {path}"))?
+            .with_context(|| format!("creating {path}"))
+    }
+
+    /// Closes the session and waits (briefly) until the server has acknowledged it, so that
+    /// our ephemeral znodes disappear now rather than after the session timeout.
+    pub async fn close(self) {
+        let mut states = self.client.state_watcher();
+        let session_id = self.session_id();
+        drop(self);
+        let wait = async {
+            loop {
+                match states.changed().await {
+                    SessionState::Closed | SessionState::Expired | SessionState::AuthFailed => break,
+                    _ => continue,
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(3), wait).await.is_err() {
+            tracing::warn!(session_id = format!("{session_id:#x}"), "session close not confirmed");
+        } else {
+            tracing::debug!(session_id = format!("{session_id:#x}"), "session closed");
+        }
+    }
+}
+
+/// Runs a ZooKeeper request with a deadline, turning a hang (queued while disconnected)
+/// into a ConnectionLoss-like error the caller already handles.
+pub async fn timed<T, F>(limit: Duration, fut: F) -> Result<T, zookeeper_client::Error>
+where
+    F: std::future::Future<Output = Result<T, zookeeper_client::Error>>,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(zookeeper_client::Error::ConnectionLoss),
+    }
+}
+
+/// Whether a session state means the session is gone for good (a new client is needed).
+pub fn is_terminal(state: SessionState) -> bool {
+    matches!(
+        state,
+        SessionState::Expired | SessionState::Closed | SessionState::AuthFailed
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_strings_are_validated() {
+        assert_eq!(
+            parse_connect_string("127.0.0.1:2181").unwrap(),
+            ("127.0.0.1:2181".into(), "/".into())
+        );
+        assert_eq!(
+            parse_connect_string("a:1,b:2/farm/x/").unwrap(),
+            ("a:1,b:2".into(), "/farm/x".into())
+        );
+        for bad in [
+            "",
+            "localhost",
+            "a:0",
+            "a:99999",
+            "a:x",
+            ":2181",
+            "a:1,",
+            "a:1//x",
+            "a:1/x/../y",
+        ] {
+            assert!(parse_connect_string(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn digest_id_matches_zookeepers_generator() {
+        // base64(sha1("super:secret")), as DigestAuthenticationProvider.generateDigest computes it.
+        assert_eq!(digest_id("super", "secret"), "super:lK75jTNcA+U9vtVEw5vB51mj/w4=");
+    }
+}
