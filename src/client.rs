@@ -1,10 +1,31 @@
-//! The client role.
+//! The client role: submits tasks, waits for their results, cleans up, and reports.
+//!
+//! A task is two ephemeral znodes created in one multi, `/data/<id>` (payload) and `/tasks/<id>`
+//! (record), owned by the client's session: a client that dies leaves nothing behind. The client
+//! watches `/tasks/<id>` until its state is `done`, takes the result and deletes both znodes.
+//! If the session expires, its tasks vanish with it; the client opens a new session and submits
+//! the tasks whose results it has not received yet again, so each result is delivered once.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 use clap::Args;
+use tokio::task::JoinSet;
+use zookeeper_client::{Error as ZkError, MultiWriteError};
+
+use crate::election::random_id;
+use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult, TaskState};
+use crate::task::TaskSpec;
+use crate::zk::{is_terminal, timed, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// This client's name (default: a random one).
+    /// This client's name (default: a random one); task ids are `<client>-<n>`.
     #[arg(long, env = "TASKFARM_ID")]
     pub id: Option<String>,
     /// Tasks to submit in all (0 = keep submitting until stopped).
@@ -18,7 +39,10 @@ pub struct ClientArgs {
     pub task: String,
     /// Append every delivered result to this file as one JSON line.
     #[arg(long)]
-    pub results_log: Option<std::path::PathBuf>,
+    pub results_log: Option<PathBuf>,
+    /// Print the summary as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
     /// Serve /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
     #[arg(long, env = "TASKFARM_HEALTH_ADDR")]
     pub health_addr: Option<std::net::SocketAddr>,
@@ -30,5 +54,359 @@ pub struct SubmitArgs {
     pub task: String,
     /// Give up waiting for the result after this long.
     #[arg(long, default_value = "5m", value_parser = crate::cli::parse_duration)]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
+}
+
+/// Why one task's round trip stopped before a result.
+#[derive(Debug)]
+enum TaskError {
+    /// The session ended: the task vanished with it and must be submitted again.
+    SessionEnded,
+    /// Something we cannot retry (e.g. an id collision with a foreign znode).
+    Fatal(String),
+}
+
+/// Submits one task, waits for its result, deletes its znodes.
+async fn round_trip(
+    session: &ZkSession,
+    client_id: &str,
+    task_id: &str,
+    payload: &[u8],
+) -> Result<TaskResult, TaskError> {
+    submit(session, client_id, task_id, payload).await?;
+    let result = await_result(session, task_id).await?;
+    cleanup(session, task_id).await;
+    Ok(result)
+}
+
+fn session_error(e: ZkError) -> TaskError {
+    match e {
+        ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed => TaskError::SessionEnded,
+        other => TaskError::Fatal(other.to_string()),
+    }
+}
+
+/// Waits until the session is connected again; `Err(SessionEnded)` if it ended.
+async fn reconnected(session: &ZkSession) -> Result<(), TaskError> {
+    let mut states = session.client.state_watcher();
+    let mut state = session.client.state();
+    loop {
+        if is_terminal(state) {
+            return Err(TaskError::SessionEnded);
+        }
+        if state == zookeeper_client::SessionState::SyncConnected {
+            return Ok(());
+        }
+        state = states.changed().await;
+    }
+}
+
+async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[u8]) -> Result<(), TaskError> {
+    let record = TaskRecord::queued(client_id, now_ms()).to_bytes();
+    let (task_path, data_path) = (paths::task(task_id), paths::data(task_id));
+    loop {
+        let options = session.ephemeral();
+        let mut multi = session.client.new_multi_writer();
+        multi
+            .add_create(&data_path, payload, &options)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        multi
+            .add_create(&task_path, &record, &options)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        let result = tokio::time::timeout(session.request_timeout(), multi.commit()).await;
+        match result {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(MultiWriteError::OperationFailed {
+                source: ZkError::NodeExists,
+                ..
+            })) => {
+                // Ours if a previous attempt's reply was lost; anybody else's is a collision.
+                return match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => Ok(()),
+                    Ok(_) => Err(TaskError::Fatal(format!("task id {task_id} is already taken"))),
+                    Err(e) => Err(session_error(e)),
+                };
+            }
+            Ok(Err(MultiWriteError::OperationFailed { source, .. })) => return Err(session_error(source)),
+            Ok(Err(MultiWriteError::RequestFailed {
+                source: ZkError::ConnectionLoss,
+            }))
+            | Err(_) => {
+                // Outcome unknown: reconnect, then look before trying again.
+                reconnected(session).await?;
+                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
+                    Ok(_) => continue,
+                    Err(ZkError::ConnectionLoss) => continue,
+                    Err(e) => return Err(session_error(e)),
+                }
+            }
+            Ok(Err(MultiWriteError::RequestFailed { source })) => return Err(session_error(source)),
+        }
+    }
+}
+
+async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, TaskError> {
+    let path = paths::task(task_id);
+    loop {
+        let (data, _, watcher) = match timed(session.request_timeout(), session.client.get_and_watch_data(&path)).await
+        {
+            Ok(x) => x,
+            Err(ZkError::ConnectionLoss) => {
+                reconnected(session).await?;
+                continue;
+            }
+            Err(ZkError::NoNode) => {
+                return Err(TaskError::Fatal(format!(
+                    "task {task_id} vanished (deleted by someone else)"
+                )))
+            }
+            Err(e) => return Err(session_error(e)),
+        };
+        match TaskRecord::parse(&data) {
+            Ok(TaskRecord {
+                state: TaskState::Done,
+                result: Some(result),
+                ..
+            }) => return Ok(result),
+            Ok(_) => {}
+            Err(e) => return Err(TaskError::Fatal(format!("task {task_id} record garbled: {e}"))),
+        }
+        let event = watcher.changed().await;
+        if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state) {
+            return Err(TaskError::SessionEnded);
+        }
+    }
+}
+
+/// Deletes the task's znodes; best effort (they are ephemeral: they go with the session anyway).
+async fn cleanup(session: &ZkSession, task_id: &str) {
+    for _ in 0..3 {
+        let mut multi = session.client.new_multi_writer();
+        if multi
+            .add_delete(&paths::task(task_id), None)
+            .and_then(|_| multi.add_delete(&paths::data(task_id), None))
+            .is_err()
+        {
+            return;
+        }
+        match tokio::time::timeout(session.request_timeout(), multi.commit()).await {
+            Ok(Ok(_)) | Ok(Err(MultiWriteError::OperationFailed { .. })) => return,
+            _ => {
+                if reconnected(session).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Figures for the summary.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub client: String,
+    pub submitted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub resubmitted: u64,
+    pub lost: u64,
+    pub sessions: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub elapsed_s: f64,
+    pub tasks_per_s: f64,
+}
+
+/// The value at quantile `q` (0..=1) of sorted samples (nearest rank).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+pub async fn run(config: &ZkConfig, args: ClientArgs) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::parse(args.task.as_bytes()).context("--task")?;
+    let payload: Arc<[u8]> = spec.to_bytes().into();
+    let id = args.id.clone().unwrap_or_else(|| random_id("client"));
+    validate_id(&id).context("client id")?;
+    let ready = crate::health::maybe_serve(args.health_addr).await?;
+    let mut log = match &args.results_log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+
+    let started = Instant::now();
+    let mut summary = Summary {
+        client: id.clone(),
+        ..Default::default()
+    };
+    let mut latencies = Vec::new();
+    let mut next_number: u64 = 0;
+    // Tasks whose result we have not received, with their first submission time.
+    let mut outstanding: BTreeMap<String, Instant> = BTreeMap::new();
+    let unlimited = args.tasks == 0;
+    let shutdown = crate::role::shutdown_signal();
+    tokio::pin!(shutdown);
+
+    'sessions: loop {
+        let session = tokio::select! {
+            s = config.connect() => s?,
+            _ = &mut shutdown => break 'sessions,
+        };
+        summary.sessions += 1;
+        session.ensure_layout().await?;
+        ready.send_replace(true);
+        tracing::info!(
+            client = id,
+            session_id = format!("{:#x}", session.session_id()),
+            "session started"
+        );
+        let mut inflight: JoinSet<(String, Result<TaskResult, TaskError>)> = JoinSet::new();
+        // After an expiry, the tasks still outstanding go first.
+        let mut resubmit: VecDeque<String> = outstanding.keys().cloned().collect();
+        summary.resubmitted += resubmit.len() as u64;
+        loop {
+            while (inflight.len() as u64) < args.concurrency {
+                let task_id = if let Some(t) = resubmit.pop_front() {
+                    t
+                } else if unlimited || next_number < args.tasks {
+                    next_number += 1;
+                    let t = format!("{id}-{next_number:08}");
+                    outstanding.insert(t.clone(), Instant::now());
+                    summary.submitted += 1;
+                    t
+                } else {
+                    break;
+                };
+                let (session, client_id, payload) = (session.clone(), id.clone(), payload.clone());
+                inflight.spawn(async move {
+                    let r = round_trip(&session, &client_id, &task_id, &payload).await;
+                    (task_id, r)
+                });
+            }
+            if inflight.is_empty() {
+                session.close().await;
+                break 'sessions;
+            }
+            let joined = tokio::select! {
+                j = inflight.join_next() => j,
+                _ = &mut shutdown => {
+                    inflight.abort_all();
+                    session.close().await;
+                    break 'sessions;
+                }
+            };
+            let Some(Ok((task_id, outcome))) = joined else { continue };
+            match outcome {
+                Ok(result) => {
+                    let Some(t0) = outstanding.remove(&task_id) else {
+                        continue;
+                    };
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    if result.ok {
+                        summary.completed += 1;
+                    } else {
+                        summary.failed += 1;
+                    }
+                    if let Some(f) = log.as_mut() {
+                        let line =
+                            serde_json::json!({"client": id, "task": task_id, "latency_ms": ms, "result": result});
+                        let _ = writeln!(f, "{line}");
+                    }
+                    tracing::debug!(task = task_id, ok = result.ok, latency_ms = ms, "result delivered");
+                }
+                Err(TaskError::SessionEnded) => {
+                    tracing::warn!(
+                        client = id,
+                        "session ended: submitting the outstanding tasks again in a new session"
+                    );
+                    ready.send_replace(false);
+                    inflight.abort_all();
+                    continue 'sessions;
+                }
+                Err(TaskError::Fatal(reason)) => {
+                    tracing::error!(task = task_id, reason, "task lost");
+                    outstanding.remove(&task_id);
+                    summary.lost += 1;
+                }
+            }
+        }
+    }
+    summary.lost += outstanding.len() as u64;
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    summary.p50_ms = quantile(&latencies, 0.50);
+    summary.p99_ms = quantile(&latencies, 0.99);
+    summary.max_ms = latencies.last().copied().unwrap_or(0.0);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.tasks_per_s = (summary.completed + summary.failed) as f64 / summary.elapsed_s.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", render_summary(&summary));
+    }
+    Ok(if summary.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The summary as a Markdown table (pastes into a report).
+pub fn render_summary(s: &Summary) -> String {
+    format!(
+        "| client | submitted | completed | failed | lost | resubmitted | p50 ms | p99 ms | tasks/s |\n\
+         |---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+        s.client, s.submitted, s.completed, s.failed, s.lost, s.resubmitted, s.p50_ms, s.p99_ms, s.tasks_per_s
+    )
+}
+
+/// `taskfarm submit`: one task, its result on stdout. Exit 0 for a success result, 3 for an
+/// error result, 1 when no result came.
+pub async fn submit_one(config: &ZkConfig, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::parse(args.task.as_bytes()).context("task")?;
+    let session = config.connect().await?;
+    session.ensure_layout().await?;
+    let id = random_id("submit");
+    let task_id = format!("{id}-00000001");
+    let outcome = tokio::time::timeout(args.timeout, round_trip(&session, &id, &task_id, &spec.to_bytes())).await;
+    session.close().await;
+    match outcome {
+        Ok(Ok(result)) => {
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(if result.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        Ok(Err(TaskError::SessionEnded)) => anyhow::bail!("the ZooKeeper session expired before the result came"),
+        Ok(Err(TaskError::Fatal(reason))) => anyhow::bail!("task {task_id} lost: {reason}"),
+        Err(_) => anyhow::bail!("no result within {:?}", args.timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+    }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod election;
 pub mod harness;
+pub mod health;
 pub mod k8s;
 pub mod logging;
 pub mod master;

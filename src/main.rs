@@ -48,9 +48,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Controller(args) => taskfarm::k8s::run(args).await?,
         Command::Crd => print!("{}", taskfarm::k8s::crd_yaml()?),
-        Command::Master(_) | Command::Worker(_) | Command::Client(_) | Command::Submit(_) => {
-            anyhow::bail!("not implemented yet")
-        }
+        Command::Master(args) => taskfarm::master::run(&global.zk_config()?, args).await?,
+        Command::Worker(args) => taskfarm::worker::run(&global.zk_config()?, args).await?,
+        Command::Client(args) => return taskfarm::client::run(&global.zk_config()?, args).await,
+        Command::Submit(args) => return taskfarm::client::submit_one(&global.zk_config()?, args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,23 @@
-//! The worker role.
+//! The worker role: registers `/workers/<id>` (ephemeral, `{}` = free), watches it, runs the
+//! task its data names, and commits the result in one multi that also frees it.
+//!
+//! The commit checks the version of `/tasks/<task>` that the master recorded in the assignment
+//! and the version of our own znode that carried it, so a result computed for an assignment
+//! that was withdrawn (client gone, task reassigned after our session expired) never lands.
 
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
 use clap::Args;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use zookeeper_client::{Error as ZkError, MultiWriteError, SessionState};
+
+use crate::election::random_id;
+use crate::protocol::{paths, validate_id, Assignment, TaskRecord, TaskResult, WorkerRecord};
+use crate::task::TaskSpec;
+use crate::zk::{is_terminal, timed, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -10,4 +27,343 @@ pub struct WorkerArgs {
     /// Serve /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
     #[arg(long, env = "TASKFARM_HEALTH_ADDR")]
     pub health_addr: Option<std::net::SocketAddr>,
+}
+
+pub async fn run(config: &ZkConfig, args: WorkerArgs) -> anyhow::Result<()> {
+    let id = args.id.unwrap_or_else(|| random_id("worker"));
+    validate_id(&id).context("worker id")?;
+    let ready = Arc::new(crate::health::maybe_serve(args.health_addr).await?);
+    tracing::info!(worker = id, "worker starting");
+    crate::role::run_sessions(config, "worker", |session| {
+        let id = id.clone();
+        let ready = ready.clone();
+        async move {
+            let r = Worker::new(session, id).run(&ready).await;
+            ready.send_replace(false);
+            r
+        }
+    })
+    .await
+}
+
+/// What the running task hands back.
+struct Outcome {
+    result: TaskResult,
+    /// The task record as read when the task started (to build the done record).
+    record: TaskRecord,
+}
+
+/// A task in progress: its assignment, the version of our znode that carried it, and the
+/// execution itself.
+struct Running {
+    assignment: Assignment,
+    own_version: i32,
+    handle: JoinHandle<Option<Outcome>>,
+}
+
+struct Worker {
+    session: ZkSession,
+    id: String,
+    path: String,
+    states: zookeeper_client::StateWatcher,
+}
+
+/// Why the watch loop woke up.
+enum Wake {
+    NodeChanged,
+    Finished(Option<Box<Outcome>>),
+    SessionState(SessionState),
+}
+
+impl Worker {
+    fn new(session: ZkSession, id: String) -> Self {
+        let states = session.client.state_watcher();
+        let path = paths::worker(&id);
+        Self {
+            session,
+            id,
+            path,
+            states,
+        }
+    }
+
+    async fn run(mut self, ready: &watch::Sender<bool>) -> anyhow::Result<()> {
+        self.session.ensure_layout().await?;
+        if !self.register().await? {
+            return Ok(());
+        }
+        ready.send_replace(true);
+        tracing::info!(
+            worker = self.id,
+            path = self.path,
+            "registered; waiting for assignments"
+        );
+        let mut running: Option<Running> = None;
+        loop {
+            let limit = self.session.request_timeout();
+            let (data, stat, watcher) = match timed(limit, self.session.client.get_and_watch_data(&self.path)).await {
+                Ok(x) => x,
+                Err(ZkError::NoNode) => {
+                    tracing::error!(
+                        worker = self.id,
+                        "our worker znode was deleted by someone else; registering again"
+                    );
+                    if let Some(r) = running.take() {
+                        r.handle.abort();
+                    }
+                    if !self.register().await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    if self.wait_connected(e).await {
+                        continue;
+                    }
+                    return Ok(());
+                }
+            };
+            // Decide what our znode now asks of us.
+            let wanted = match WorkerRecord::parse(&data).map(|r| r.assignment()) {
+                Ok(Ok(a)) => a,
+                Ok(Err(e)) | Err(e) => {
+                    tracing::warn!(worker = self.id, error = %e, "bogus data in our worker znode; clearing it");
+                    self.clear(stat.version).await;
+                    continue;
+                }
+            };
+            running = match (running.take(), wanted) {
+                (Some(r), Some(a)) if r.assignment == a => Some(r),
+                (current, wanted) => {
+                    if let Some(r) = current {
+                        tracing::warn!(
+                            worker = self.id,
+                            task = r.assignment.task,
+                            "assignment withdrawn; abandoning the task"
+                        );
+                        r.handle.abort();
+                    }
+                    wanted.map(|a| self.start(a, stat.version))
+                }
+            };
+            let wake = {
+                let finished = async {
+                    match running.as_mut() {
+                        Some(r) => Wake::Finished((&mut r.handle).await.ok().flatten().map(Box::new)),
+                        None => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = watcher.changed() => Wake::NodeChanged,
+                    w = finished => w,
+                    s = self.states.changed() => Wake::SessionState(s),
+                }
+            };
+            match wake {
+                Wake::NodeChanged => {}
+                Wake::Finished(outcome) => {
+                    let r = running.take().expect("a finished task was running");
+                    match outcome {
+                        Some(o) => {
+                            if !self.commit(&r, *o).await {
+                                return Ok(());
+                            }
+                        }
+                        // The task's znode vanished before it started: free ourselves.
+                        None => self.clear(r.own_version).await,
+                    }
+                }
+                Wake::SessionState(s) if is_terminal(s) => {
+                    if let Some(r) = running.take() {
+                        tracing::warn!(
+                            worker = self.id,
+                            task = r.assignment.task,
+                            "session ended: abandoning the task"
+                        );
+                        r.handle.abort();
+                    }
+                    return Ok(());
+                }
+                Wake::SessionState(_) => {}
+            }
+        }
+    }
+
+    /// Creates our ephemeral znode. Returns false when the session ended meanwhile.
+    async fn register(&mut self) -> anyhow::Result<bool> {
+        let free = WorkerRecord::free().to_bytes();
+        loop {
+            let limit = self.session.request_timeout();
+            let options = self.session.ephemeral();
+            match timed(limit, self.session.client.create(&self.path, &free, &options)).await {
+                Ok(_) => return Ok(true),
+                Err(ZkError::NodeExists) => {
+                    // Ours (a retried create after ConnectionLoss), or another live process with
+                    // our id, or our own previous session's znode not yet expired.
+                    match timed(limit, self.session.client.check_and_watch_stat(&self.path)).await {
+                        Ok((Some(stat), _)) if stat.ephemeral_owner == self.session.session_id() => return Ok(true),
+                        Ok((Some(stat), watcher)) => {
+                            tracing::warn!(
+                                worker = self.id,
+                                owner = format!("{:#x}", stat.ephemeral_owner),
+                                "another session holds our worker id; waiting for it to go"
+                            );
+                            tokio::select! {
+                                _ = watcher.changed() => {}
+                                s = self.states.changed() => if is_terminal(s) { return Ok(false) },
+                            }
+                        }
+                        Ok((None, _)) => {}
+                        Err(e) => {
+                            if !self.wait_connected(e).await {
+                                return Ok(false);
+                            }
+                        }
+                    }
+                }
+                Err(e @ (ZkError::ConnectionLoss | ZkError::SessionExpired | ZkError::ClientClosed)) => {
+                    if !self.wait_connected(e).await {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(e).with_context(|| format!("registering {}", self.path)),
+            }
+        }
+    }
+
+    /// After a failed request: waits until connected again (true) or the session ended (false).
+    async fn wait_connected(&mut self, error: ZkError) -> bool {
+        tracing::debug!(worker = self.id, %error, "request failed; waiting for the session");
+        let mut state = self.session.client.state();
+        loop {
+            if is_terminal(state) {
+                return false;
+            }
+            if state == SessionState::SyncConnected {
+                return true;
+            }
+            state = self.states.changed().await;
+        }
+    }
+
+    /// Starts executing an assignment in the background.
+    fn start(&self, assignment: Assignment, own_version: i32) -> Running {
+        tracing::info!(
+            worker = self.id,
+            task = assignment.task,
+            attempt = assignment.attempt,
+            epoch = assignment.epoch,
+            "task assigned"
+        );
+        let client = self.session.client.clone();
+        let limit = self.session.request_timeout();
+        let (task, worker) = (assignment.task.clone(), self.id.clone());
+        let attempt = assignment.attempt;
+        let handle = tokio::spawn(async move {
+            // Both reads are sent at once; ZooKeeper answers them in order.
+            let record = client.get_data(&paths::task(&task));
+            let data = client.get_data(&paths::data(&task));
+            let record = match timed(limit, record).await {
+                Ok((bytes, _)) => TaskRecord::parse(&bytes).ok()?,
+                Err(_) => return None,
+            };
+            let started = Instant::now();
+            let result = match timed(limit, data).await {
+                Ok((bytes, _)) => match TaskSpec::parse(&bytes) {
+                    Ok(spec) => match spec.run().await {
+                        Ok(value) => TaskResult::success(value, &worker, attempt, elapsed_ms(started)),
+                        Err(error) => TaskResult::failure(error, Some(&worker), attempt, elapsed_ms(started)),
+                    },
+                    Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
+                },
+                Err(ZkError::NoNode) => TaskResult::failure(
+                    format!("task payload {} is missing", paths::data(&task)),
+                    Some(&worker),
+                    attempt,
+                    0,
+                ),
+                Err(_) => return None,
+            };
+            Some(Outcome { result, record })
+        });
+        Running {
+            assignment,
+            own_version,
+            handle,
+        }
+    }
+
+    /// Commits a result and frees us, atomically. Returns false when the session ended.
+    async fn commit(&mut self, running: &Running, outcome: Outcome) -> bool {
+        let a = &running.assignment;
+        let done = outcome.record.done(outcome.result.clone()).to_bytes();
+        let free = WorkerRecord::free().to_bytes();
+        loop {
+            let mut multi = self.session.client.new_multi_writer();
+            let built = multi
+                .add_set_data(&paths::task(&a.task), &done, Some(a.task_version))
+                .and_then(|_| multi.add_set_data(&self.path, &free, Some(running.own_version)));
+            if let Err(e) = built {
+                tracing::error!(worker = self.id, error = %e, "cannot build the commit");
+                return true;
+            }
+            let limit = self.session.request_timeout();
+            let result = match tokio::time::timeout(limit, multi.commit()).await {
+                Ok(r) => r,
+                Err(_) => Err(MultiWriteError::RequestFailed {
+                    source: ZkError::ConnectionLoss,
+                }),
+            };
+            match result {
+                Ok(_) => {
+                    tracing::info!(
+                        worker = self.id,
+                        task = a.task,
+                        ok = outcome.result.ok,
+                        run_ms = outcome.result.run_ms,
+                        "result committed"
+                    );
+                    return true;
+                }
+                Err(MultiWriteError::OperationFailed { index, source }) => {
+                    // index 0: the task changed or vanished; index 1: our assignment was withdrawn.
+                    tracing::warn!(worker = self.id, task = a.task, index, error = %source, "result discarded: the assignment is no longer ours");
+                    if index == 0 {
+                        self.clear(running.own_version).await;
+                    }
+                    return true;
+                }
+                Err(MultiWriteError::RequestFailed { source }) => {
+                    if !self.wait_connected(source).await {
+                        tracing::warn!(
+                            worker = self.id,
+                            task = a.task,
+                            "session ended before the commit: result dropped"
+                        );
+                        return false;
+                    }
+                    // Outcome unknown: if our znode still carries this assignment, nothing was
+                    // committed and we try again; otherwise the commit (or the master) won.
+                    match timed(limit, self.session.client.get_data(&self.path)).await {
+                        Ok((_, stat)) if stat.version == running.own_version => continue,
+                        _ => return true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Frees our znode if it is still at `version` (someone else may have changed it).
+    async fn clear(&mut self, version: i32) {
+        let free = WorkerRecord::free().to_bytes();
+        let limit = self.session.request_timeout();
+        match timed(limit, self.session.client.set_data(&self.path, &free, Some(version))).await {
+            Ok(_) => tracing::info!(worker = self.id, "assignment cleared"),
+            Err(e) => tracing::debug!(worker = self.id, error = %e, "assignment not cleared (changed meanwhile)"),
+        }
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
 }

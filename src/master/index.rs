@@ -1,0 +1,727 @@
+//! The leading master's view of the farm and its decisions: pure, no I/O.
+//!
+//! The index holds the latest *observation* (data + version, read from ZooKeeper) of every
+//! task and worker. Observations arrive one node at a time, in the order ZooKeeper's watch
+//! events were delivered. Each observation touches only the entries it concerns, and
+//! [`Index::decide`] looks only at touched entries, so the work per event stays constant
+//! however long the backlog (issue: the master scales with the backlog).
+//!
+//! A write in flight *claims* its nodes until an observation shows the version the write
+//! produces (or the write failed), so no decision is taken on a node whose change we have
+//! not seen yet.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::protocol::{Assignment, TaskRecord, TaskResult, TaskState};
+
+/// One observation of `/tasks/<id>`.
+#[derive(Debug, Clone)]
+pub struct TaskObs {
+    pub record: Result<TaskRecord, String>,
+    pub version: i32,
+    /// Creation zxid: the backlog is served in submission order.
+    pub created: i64,
+}
+
+/// One observation of `/workers/<id>`.
+#[derive(Debug, Clone)]
+pub struct WorkerObs {
+    pub assignment: Result<Option<Assignment>, String>,
+    pub version: i32,
+    pub ephemeral: bool,
+}
+
+/// A state change the master wants; each becomes one fenced multi.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Hand `task` to `worker`: set both znodes, each at its observed version.
+    Assign {
+        task: String,
+        task_version: i32,
+        record: TaskRecord,
+        worker: String,
+        worker_version: i32,
+        assignment: Assignment,
+    },
+    /// Complete `task` with an error result (poison task).
+    FailTask {
+        task: String,
+        task_version: i32,
+        record: TaskRecord,
+    },
+    /// Withdraw a worker's assignment (its task is gone or no longer its own).
+    ClearWorker {
+        worker: String,
+        worker_version: i32,
+        reason: String,
+    },
+}
+
+impl Action {
+    /// The task and worker znodes the action writes.
+    pub fn nodes(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Action::Assign { task, worker, .. } => (Some(task), Some(worker)),
+            Action::FailTask { task, .. } => (Some(task), None),
+            Action::ClearWorker { worker, .. } => (None, Some(worker)),
+        }
+    }
+}
+
+/// Counts for `/status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub workers: u32,
+    pub free_workers: u32,
+    pub pending: u32,
+    pub running: u32,
+}
+
+#[derive(Debug)]
+pub struct Index {
+    epoch: i64,
+    max_attempts: u32,
+    tasks: HashMap<String, TaskObs>,
+    workers: HashMap<String, WorkerObs>,
+    task_claims: HashMap<String, i32>,
+    worker_claims: HashMap<String, i32>,
+    /// Candidates for assignment; may hold stale ids, re-checked when popped.
+    pending: VecDeque<String>,
+    free: VecDeque<String>,
+    touched_tasks: Vec<String>,
+    touched_workers: Vec<String>,
+    /// Tasks seen turning `done` while we lead.
+    completed: u64,
+    /// Foreign or garbled znodes already reported (reported once).
+    reported: HashSet<String>,
+    new_reports: Vec<String>,
+}
+
+impl Index {
+    pub fn new(epoch: i64, max_attempts: u32) -> Self {
+        Self {
+            epoch,
+            max_attempts,
+            tasks: HashMap::new(),
+            workers: HashMap::new(),
+            task_claims: HashMap::new(),
+            worker_claims: HashMap::new(),
+            pending: VecDeque::new(),
+            free: VecDeque::new(),
+            touched_tasks: Vec::new(),
+            touched_workers: Vec::new(),
+            completed: 0,
+            reported: HashSet::new(),
+            new_reports: Vec::new(),
+        }
+    }
+
+    /// Builds the index from a full scan (done once on becoming leader, or after a
+    /// reconnection, when watch events may have been lost).
+    pub fn from_scan(
+        epoch: i64,
+        max_attempts: u32,
+        workers: Vec<(String, WorkerObs)>,
+        tasks: Vec<(String, TaskObs)>,
+    ) -> Self {
+        let mut index = Self::new(epoch, max_attempts);
+        let mut tasks = tasks;
+        tasks.sort_by_key(|(_, t)| t.created);
+        for (id, obs) in workers {
+            index.touched_workers.push(id.clone());
+            index.workers.insert(id, obs);
+        }
+        for (id, obs) in tasks {
+            index.touched_tasks.push(id.clone());
+            index.tasks.insert(id, obs);
+        }
+        index
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    pub fn epoch(&self) -> i64 {
+        self.epoch
+    }
+
+    /// A fresh observation of `/tasks/<id>` (`None`: it is gone).
+    pub fn observe_task(&mut self, id: &str, obs: Option<TaskObs>) {
+        let previous = match obs {
+            Some(obs) => {
+                if self.task_claims.get(id).is_some_and(|&v| obs.version >= v) {
+                    self.task_claims.remove(id);
+                }
+                let was_done = self.tasks.get(id).is_some_and(|t| is_state(t, TaskState::Done));
+                if is_state(&obs, TaskState::Done) && !was_done {
+                    self.completed += 1;
+                }
+                self.tasks.insert(id.to_string(), obs)
+            }
+            None => {
+                self.task_claims.remove(id);
+                self.reported.remove(id);
+                self.tasks.remove(id)
+            }
+        };
+        // A vanished task frees the worker that ran it; a live one may need (re)scheduling.
+        if !self.tasks.contains_key(id) {
+            if let Some(w) = previous.as_ref().and_then(assigned_worker) {
+                self.touched_workers.push(w);
+            }
+        }
+        self.touched_tasks.push(id.to_string());
+    }
+
+    /// A fresh observation of `/workers/<id>` (`None`: it is gone).
+    pub fn observe_worker(&mut self, id: &str, obs: Option<WorkerObs>) {
+        let previous = match obs {
+            Some(obs) => {
+                if self.worker_claims.get(id).is_some_and(|&v| obs.version >= v) {
+                    self.worker_claims.remove(id);
+                }
+                self.workers.insert(id.to_string(), obs)
+            }
+            None => {
+                self.worker_claims.remove(id);
+                self.reported.remove(id);
+                self.workers.remove(id)
+            }
+        };
+        // The task this worker held may now be orphaned.
+        if let Some(Ok(Some(a))) = previous.map(|p| p.assignment) {
+            self.touched_tasks.push(a.task);
+        }
+        self.touched_workers.push(id.to_string());
+    }
+
+    /// A write failed: forget its claims (the caller re-reads the nodes it touched).
+    pub fn action_failed(&mut self, action: &Action) {
+        let (task, worker) = action.nodes();
+        if let Some(t) = task {
+            self.task_claims.remove(t);
+        }
+        if let Some(w) = worker {
+            self.worker_claims.remove(w);
+        }
+    }
+
+    /// Problems found while deciding, for the caller to log (once per znode).
+    pub fn take_reports(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.new_reports)
+    }
+
+    /// The writes to make now, given everything observed so far.
+    pub fn decide(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for w in std::mem::take(&mut self.touched_workers) {
+            self.evaluate_worker(&w, &mut actions);
+        }
+        for t in std::mem::take(&mut self.touched_tasks) {
+            self.evaluate_task(&t, &mut actions);
+        }
+        while let Some(w) = self.free.pop_front() {
+            if !self.is_free(&w) {
+                continue;
+            }
+            let Some(t) = self.next_pending() else {
+                self.free.push_front(w);
+                break;
+            };
+            actions.push(self.assign(&t, &w));
+        }
+        actions
+    }
+
+    fn next_pending(&mut self) -> Option<String> {
+        while let Some(t) = self.pending.pop_front() {
+            if self.is_assignable(&t) {
+                return Some(t);
+            }
+        }
+        None
+    }
+
+    fn assign(&mut self, task: &str, worker: &str) -> Action {
+        let obs = &self.tasks[task];
+        let record = obs
+            .record
+            .as_ref()
+            .expect("assignable tasks have a valid record")
+            .assigned(worker, self.epoch);
+        let task_version = obs.version;
+        let worker_version = self.workers[worker].version;
+        let assignment = Assignment {
+            task: task.to_string(),
+            epoch: self.epoch,
+            attempt: record.attempt,
+            task_version: task_version + 1,
+        };
+        self.task_claims.insert(task.to_string(), task_version + 1);
+        self.worker_claims.insert(worker.to_string(), worker_version + 1);
+        Action::Assign {
+            task: task.to_string(),
+            task_version,
+            record,
+            worker: worker.to_string(),
+            worker_version,
+            assignment,
+        }
+    }
+
+    fn evaluate_worker(&mut self, w: &str, actions: &mut Vec<Action>) {
+        if self.worker_claims.contains_key(w) {
+            return;
+        }
+        let Some(obs) = self.workers.get(w) else { return };
+        if !obs.ephemeral {
+            self.report(w, format!("/workers/{w} is not ephemeral: not a live worker, ignored"));
+            return;
+        }
+        match &obs.assignment {
+            Err(e) => self.report(w, format!("/workers/{w} ignored: {e}")),
+            Ok(None) => self.free.push_back(w.to_string()),
+            Ok(Some(a)) => {
+                if self.task_claims.contains_key(&a.task) {
+                    return;
+                }
+                let holds = self.tasks.get(&a.task).is_some_and(|t| {
+                    t.version == a.task_version
+                        && matches!(&t.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some(w))
+                });
+                if !holds {
+                    let reason = match self.tasks.get(&a.task) {
+                        None => format!("task {} is gone", a.task),
+                        Some(_) => format!("task {} is no longer assigned to it", a.task),
+                    };
+                    let worker_version = obs.version;
+                    self.worker_claims.insert(w.to_string(), worker_version + 1);
+                    actions.push(Action::ClearWorker {
+                        worker: w.to_string(),
+                        worker_version,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    fn evaluate_task(&mut self, t: &str, actions: &mut Vec<Action>) {
+        if self.task_claims.contains_key(t) {
+            return;
+        }
+        let Some(obs) = self.tasks.get(t) else { return };
+        let record = match &obs.record {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("/tasks/{t} skipped: {e}");
+                self.report(t, msg);
+                return;
+            }
+        };
+        match record.state {
+            TaskState::Queued => self.pending.push_back(t.to_string()),
+            TaskState::Done => {}
+            TaskState::Assigned => match self.orphaned(t) {
+                Orphan::No | Orphan::Unknown => {}
+                Orphan::Yes if record.attempt >= self.max_attempts => {
+                    let result = TaskResult::failure(
+                        format!(
+                            "abandoned: its worker vanished on each of {} attempts (poison task?)",
+                            record.attempt
+                        ),
+                        None,
+                        record.attempt,
+                        0,
+                    );
+                    let done = record.done(result);
+                    let task_version = obs.version;
+                    self.task_claims.insert(t.to_string(), task_version + 1);
+                    actions.push(Action::FailTask {
+                        task: t.to_string(),
+                        task_version,
+                        record: done,
+                    });
+                }
+                // Retries go first: they have waited longest.
+                Orphan::Yes => self.pending.push_front(t.to_string()),
+            },
+        }
+    }
+
+    /// Whether an `assigned` task has lost its worker.
+    fn orphaned(&self, t: &str) -> Orphan {
+        let Some(Ok(record)) = self.tasks.get(t).map(|o| &o.record) else {
+            return Orphan::Unknown;
+        };
+        let Some(w) = record.worker.as_deref() else {
+            return Orphan::Yes;
+        };
+        if self.worker_claims.contains_key(w) {
+            return Orphan::Unknown;
+        }
+        match self.workers.get(w).map(|o| &o.assignment) {
+            Some(Ok(Some(a))) if a.task == t => Orphan::No,
+            _ => Orphan::Yes,
+        }
+    }
+
+    fn is_free(&self, w: &str) -> bool {
+        !self.worker_claims.contains_key(w)
+            && self
+                .workers
+                .get(w)
+                .is_some_and(|o| o.ephemeral && matches!(o.assignment, Ok(None)))
+    }
+
+    fn is_assignable(&self, t: &str) -> bool {
+        if self.task_claims.contains_key(t) {
+            return false;
+        }
+        match self.tasks.get(t).map(|o| &o.record) {
+            Some(Ok(r)) if r.state == TaskState::Queued => true,
+            Some(Ok(r)) if r.state == TaskState::Assigned => {
+                r.attempt < self.max_attempts && matches!(self.orphaned(t), Orphan::Yes)
+            }
+            _ => false,
+        }
+    }
+
+    fn report(&mut self, id: &str, message: String) {
+        if self.reported.insert(id.to_string()) {
+            self.new_reports.push(message);
+        }
+    }
+
+    /// Counts for `/status` (O(n): called about once a second, not per event).
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for w in self.workers.values().filter(|w| w.ephemeral) {
+            c.workers += 1;
+            if matches!(w.assignment, Ok(None)) {
+                c.free_workers += 1;
+            }
+        }
+        for t in self.tasks.values() {
+            match &t.record {
+                Ok(r) if r.state == TaskState::Queued => c.pending += 1,
+                Ok(r) if r.state == TaskState::Assigned => c.running += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
+enum Orphan {
+    Yes,
+    No,
+    /// Its worker has a write in flight: wait for the observation.
+    Unknown,
+}
+
+fn is_state(obs: &TaskObs, state: TaskState) -> bool {
+    matches!(&obs.record, Ok(r) if r.state == state)
+}
+
+fn assigned_worker(obs: &TaskObs) -> Option<String> {
+    match &obs.record {
+        Ok(r) if r.state == TaskState::Assigned => r.worker.clone(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(created: i64) -> TaskObs {
+        TaskObs {
+            record: Ok(TaskRecord::queued("c1", 0)),
+            version: 0,
+            created,
+        }
+    }
+
+    fn free(version: i32) -> WorkerObs {
+        WorkerObs {
+            assignment: Ok(None),
+            version,
+            ephemeral: true,
+        }
+    }
+
+    fn busy(a: &Assignment, version: i32) -> WorkerObs {
+        WorkerObs {
+            assignment: Ok(Some(a.clone())),
+            version,
+            ephemeral: true,
+        }
+    }
+
+    /// Applies what a successful Assign does to ZooKeeper, as the master would observe it.
+    fn observe_assign(index: &mut Index, action: &Action) -> Assignment {
+        let Action::Assign {
+            task,
+            task_version,
+            record,
+            worker,
+            worker_version,
+            assignment,
+        } = action
+        else {
+            panic!("not an assign: {action:?}")
+        };
+        index.observe_task(
+            task,
+            Some(TaskObs {
+                record: Ok(record.clone()),
+                version: task_version + 1,
+                created: 0,
+            }),
+        );
+        index.observe_worker(worker, Some(busy(assignment, worker_version + 1)));
+        assignment.clone()
+    }
+
+    fn assigned_pairs(actions: &[Action]) -> Vec<(String, String)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Assign { task, worker, .. } => Some((task.clone(), worker.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn free_workers_get_the_oldest_tasks_first() {
+        let mut index = Index::from_scan(
+            5,
+            3,
+            vec![("w1".into(), free(0)), ("w2".into(), free(0))],
+            vec![
+                ("t3".into(), queued(30)),
+                ("t1".into(), queued(10)),
+                ("t2".into(), queued(20)),
+            ],
+        );
+        let actions = index.decide();
+        assert_eq!(
+            assigned_pairs(&actions),
+            vec![("t1".into(), "w1".into()), ("t2".into(), "w2".into())]
+        );
+        let Action::Assign { record, assignment, .. } = &actions[0] else {
+            unreachable!()
+        };
+        assert_eq!((record.attempt, record.epoch, assignment.task_version), (1, Some(5), 1));
+        // Nothing more to do until something changes.
+        assert!(index.decide().is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_commits_gets_the_next_task() {
+        let mut index = Index::from_scan(
+            1,
+            3,
+            vec![("w1".into(), free(0))],
+            vec![("t1".into(), queued(1)), ("t2".into(), queued(2))],
+        );
+        let first = index.decide();
+        let a = observe_assign(&mut index, &first[0]);
+        assert!(index.decide().is_empty(), "t2 must wait: the only worker is busy");
+        // The worker's commit: task done, worker free, in one multi.
+        let done =
+            TaskRecord::queued("c1", 0)
+                .assigned("w1", 1)
+                .done(TaskResult::success(serde_json::json!(1), "w1", 1, 0));
+        index.observe_task(
+            "t1",
+            Some(TaskObs {
+                record: Ok(done),
+                version: a.task_version + 1,
+                created: 1,
+            }),
+        );
+        assert!(
+            index.decide().is_empty(),
+            "no repair while the worker's observation lags"
+        );
+        index.observe_worker("w1", Some(free(2)));
+        assert_eq!(assigned_pairs(&index.decide()), vec![("t2".into(), "w1".into())]);
+        assert_eq!(index.completed(), 1);
+    }
+
+    #[test]
+    fn a_vanished_worker_s_task_goes_to_another_worker_as_a_new_attempt() {
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        let first = index.decide();
+        observe_assign(&mut index, &first[0]);
+        index.observe_worker("w2", Some(free(0)));
+        assert!(index.decide().is_empty());
+        index.observe_worker("w1", None);
+        let again = index.decide();
+        assert_eq!(assigned_pairs(&again), vec![("t1".into(), "w2".into())]);
+        let Action::Assign { record, .. } = &again[0] else {
+            unreachable!()
+        };
+        assert_eq!(record.attempt, 2);
+    }
+
+    #[test]
+    fn a_task_that_kills_every_worker_is_failed_after_max_attempts() {
+        let mut index = Index::from_scan(1, 2, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        for (n, worker) in ["w1", "w2"].into_iter().enumerate() {
+            if n > 0 {
+                index.observe_worker(worker, Some(free(0)));
+            }
+            let actions = index.decide();
+            assert_eq!(assigned_pairs(&actions), vec![("t1".into(), worker.into())]);
+            observe_assign(&mut index, &actions[0]);
+            index.observe_worker(worker, None);
+        }
+        let actions = index.decide();
+        assert_eq!(actions.len(), 1);
+        let Action::FailTask { task, record, .. } = &actions[0] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(task, "t1");
+        assert_eq!(record.state, TaskState::Done);
+        assert!(record
+            .result
+            .as_ref()
+            .unwrap()
+            .error
+            .as_ref()
+            .unwrap()
+            .contains("abandoned"));
+    }
+
+    #[test]
+    fn a_running_task_whose_client_vanished_frees_its_worker() {
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        let first = index.decide();
+        observe_assign(&mut index, &first[0]);
+        index.observe_task("t1", None);
+        let actions = index.decide();
+        assert!(
+            matches!(&actions[..], [Action::ClearWorker { worker, worker_version: 1, .. }] if worker == "w1"),
+            "{actions:?}"
+        );
+    }
+
+    #[test]
+    fn a_scan_repairs_what_the_old_leader_left_half_done() {
+        let stale = Assignment {
+            task: "gone".into(),
+            epoch: 1,
+            attempt: 1,
+            task_version: 1,
+        };
+        // t1 says it runs on w9, which no longer exists.
+        let orphan = TaskRecord::queued("c", 0).assigned("w9", 1);
+        let mut index = Index::from_scan(
+            2,
+            3,
+            vec![("w1".into(), busy(&stale, 3)), ("w2".into(), free(0))],
+            vec![(
+                "t1".into(),
+                TaskObs {
+                    record: Ok(orphan),
+                    version: 1,
+                    created: 1,
+                },
+            )],
+        );
+        let actions = index.decide();
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, Action::ClearWorker { worker, .. } if worker == "w1")),
+            "{actions:?}"
+        );
+        let assigned = assigned_pairs(&actions);
+        assert_eq!(assigned, vec![("t1".into(), "w2".into())]);
+    }
+
+    #[test]
+    fn garbage_is_reported_once_and_never_scheduled() {
+        let mut index = Index::from_scan(
+            1,
+            3,
+            vec![
+                (
+                    "junk".into(),
+                    WorkerObs {
+                        assignment: Err("worker record is empty".into()),
+                        version: 0,
+                        ephemeral: true,
+                    },
+                ),
+                ("persistent".into(), free(0)),
+            ],
+            vec![(
+                "bad".into(),
+                TaskObs {
+                    record: Err("task record is not UTF-8 JSON".into()),
+                    version: 0,
+                    created: 1,
+                },
+            )],
+        );
+        index.workers.get_mut("persistent").unwrap().ephemeral = false;
+        assert!(index.decide().is_empty());
+        assert_eq!(index.take_reports().len(), 3);
+        index.observe_task(
+            "bad",
+            Some(TaskObs {
+                record: Err("still bad".into()),
+                version: 1,
+                created: 1,
+            }),
+        );
+        assert!(index.decide().is_empty());
+        assert!(index.take_reports().is_empty(), "reported once");
+        // A valid task still gets nowhere without a real worker, and one real worker takes it.
+        index.observe_task("ok", Some(queued(2)));
+        assert!(index.decide().is_empty());
+        index.observe_worker("w1", Some(free(0)));
+        assert_eq!(assigned_pairs(&index.decide()), vec![("ok".into(), "w1".into())]);
+    }
+
+    #[test]
+    fn a_failed_write_releases_its_claims_for_a_fresh_decision() {
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        let first = index.decide();
+        // A stale observation (older version) changes nothing while the claim holds.
+        index.observe_worker("w1", Some(free(0)));
+        assert!(index.decide().is_empty());
+        index.action_failed(&first[0]);
+        // The master re-reads both nodes after a failure.
+        index.observe_task("t1", Some(queued(1)));
+        index.observe_worker("w1", Some(free(0)));
+        assert_eq!(assigned_pairs(&index.decide()), vec![("t1".into(), "w1".into())]);
+    }
+
+    #[test]
+    fn counts_summarise_the_farm() {
+        let mut index = Index::from_scan(
+            1,
+            3,
+            vec![("w1".into(), free(0))],
+            vec![("t1".into(), queued(1)), ("t2".into(), queued(2))],
+        );
+        let first = index.decide();
+        observe_assign(&mut index, &first[0]);
+        assert_eq!(
+            index.counts(),
+            Counts {
+                workers: 1,
+                free_workers: 0,
+                pending: 1,
+                running: 1
+            }
+        );
+    }
+}

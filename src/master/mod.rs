@@ -1,0 +1,523 @@
+//! The master role: every master campaigns; the leader keeps an index of tasks and workers
+//! fed by persistent recursive watches on `/tasks` and `/workers`, and turns its decisions
+//! into fenced multi-operations.
+//!
+//! Nothing the leader knows survives leadership: on becoming leader (and after any reconnection,
+//! since persistent-watch events can be lost across one, ZOOKEEPER-4698) it scans both trees once
+//! and rebuilds the index from what ZooKeeper says. Every write is a multi whose first op checks
+//! that our candidate znode still exists: a master that lost its session or its leadership
+//! cannot change anything.
+
+pub mod index;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
+use tokio::sync::watch;
+use zookeeper_client::{
+    AddWatchMode, Client, Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent,
+};
+
+use self::index::{Action, Index, TaskObs, WorkerObs};
+use crate::election::{campaign, candidate_info, random_id, Leadership};
+use crate::protocol::{now_ms, paths, validate_id, FarmStatus, TaskRecord, WorkerRecord};
+use crate::zk::{timed, ZkConfig, ZkSession};
+
+#[derive(Debug, Args)]
+pub struct MasterArgs {
+    /// This master's name (default: a random one; in Kubernetes, the pod name).
+    #[arg(long, env = "TASKFARM_ID")]
+    pub id: Option<String>,
+    /// Assignments to workers that vanished before a task is failed as poison.
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// How often the leader rewrites /status.
+    #[arg(long, default_value = "1s", value_parser = crate::cli::parse_duration)]
+    pub status_interval: Duration,
+    /// Serve /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
+    #[arg(long, env = "TASKFARM_HEALTH_ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
+}
+
+pub async fn run(config: &ZkConfig, args: MasterArgs) -> anyhow::Result<()> {
+    let id = args.id.clone().unwrap_or_else(|| random_id("master"));
+    validate_id(&id).context("master id")?;
+    let ready = Arc::new(crate::health::maybe_serve(args.health_addr).await?);
+    let args = Arc::new(args);
+    tracing::info!(master = id, "master starting");
+    crate::role::run_sessions(config, "master", |session| {
+        let (id, args, ready) = (id.clone(), args.clone(), ready.clone());
+        async move {
+            session.ensure_layout().await?;
+            ready.send_replace(true);
+            let r = master_session(&session, &id, &args).await;
+            ready.send_replace(false);
+            r
+        }
+    })
+    .await
+}
+
+/// Campaigns and, whenever we lead, leads, for the life of one session.
+async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> anyhow::Result<()> {
+    let (tx, mut rx) = watch::channel(Leadership::Follower);
+    let info = candidate_info(id);
+    let leading = async {
+        loop {
+            let (epoch, candidate) = loop {
+                if let Leadership::Leader { epoch, candidate } = rx.borrow_and_update().clone() {
+                    break (epoch, candidate);
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            };
+            tracing::info!(
+                master = id,
+                epoch,
+                candidate,
+                "became leader: rebuilding state from ZooKeeper"
+            );
+            let mut leader = Leader::new(session, id, epoch, candidate, args);
+            match leader.lead(&mut rx).await {
+                Ok(reason) => tracing::warn!(master = id, epoch, reason, "no longer leading"),
+                Err(e) => tracing::warn!(master = id, epoch, error = %format!("{e:#}"), "leadership ended by an error"),
+            }
+        }
+    };
+    tokio::select! {
+        r = campaign(session, &info, &tx) => r,
+        _ = leading => Ok(()),
+    }
+}
+
+/// Which tree an event or read concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Task,
+    Worker,
+}
+
+/// The result of reading one node after an event.
+enum Observation {
+    Task(String, Option<TaskObs>),
+    Worker(String, Option<WorkerObs>),
+    /// The read failed (connection loss): the index may be stale, scan again.
+    Failed(ZkError),
+}
+
+struct Leader<'a> {
+    session: &'a ZkSession,
+    id: &'a str,
+    epoch: i64,
+    candidate: Arc<str>,
+    args: &'a MasterArgs,
+    status: FarmStatus,
+}
+
+impl<'a> Leader<'a> {
+    fn new(session: &'a ZkSession, id: &'a str, epoch: i64, candidate: String, args: &'a MasterArgs) -> Self {
+        Self {
+            session,
+            id,
+            epoch,
+            candidate: candidate.into(),
+            args,
+            status: FarmStatus::default(),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        &self.session.client
+    }
+
+    /// Leads until leadership is lost; returns why.
+    async fn lead(&mut self, leadership: &mut watch::Receiver<Leadership>) -> anyhow::Result<&'static str> {
+        // Watches first, then the scan: no change can fall between the two.
+        let mut task_events = self
+            .client()
+            .watch(paths::TASKS, AddWatchMode::PersistentRecursive)
+            .await?;
+        let mut worker_events = self
+            .client()
+            .watch(paths::WORKERS, AddWatchMode::PersistentRecursive)
+            .await?;
+        self.status = self.initial_status().await;
+        let mut index = self.scan().await?;
+        let mut reads: FuturesOrdered<futures::future::BoxFuture<'static, Observation>> = FuturesOrdered::new();
+        let mut writes = FuturesUnordered::new();
+        let mut status_tick = tokio::time::interval(self.args.status_interval);
+        let mut rescan = false;
+        let mut disconnected = false;
+        loop {
+            if rescan && writes.is_empty() {
+                // Watch events may have been lost: trust only a fresh scan.
+                reads = FuturesOrdered::new();
+                let completed = index.completed();
+                index = self.scan().await?;
+                self.status.completed_total += completed;
+                rescan = false;
+            }
+            if !rescan {
+                for report in index.take_reports() {
+                    tracing::warn!(master = self.id, "{report}");
+                }
+                for action in index.decide() {
+                    writes.push(self.write(action));
+                }
+            }
+            tokio::select! {
+                biased;
+                changed = leadership.changed() => {
+                    if changed.is_err() || !leadership.borrow().is_leader() {
+                        return Ok("the election says we no longer lead");
+                    }
+                }
+                event = task_events.changed() => {
+                    match self.on_event(event, Kind::Task, &mut reads, &mut disconnected) {
+                        EventOutcome::Continue => {}
+                        EventOutcome::Rescan => rescan = true,
+                        EventOutcome::SessionEnded => return Ok("session ended"),
+                    }
+                }
+                event = worker_events.changed() => {
+                    match self.on_event(event, Kind::Worker, &mut reads, &mut disconnected) {
+                        EventOutcome::Continue => {}
+                        EventOutcome::Rescan => rescan = true,
+                        EventOutcome::SessionEnded => return Ok("session ended"),
+                    }
+                }
+                Some(observation) = reads.next() => match observation {
+                    Observation::Task(id, obs) => index.observe_task(&id, obs),
+                    Observation::Worker(id, obs) => index.observe_worker(&id, obs),
+                    Observation::Failed(e) => {
+                        tracing::debug!(error = %e, "read failed; will rescan");
+                        rescan = true;
+                    }
+                },
+                Some((action, result)) = writes.next() => {
+                    if let Some(reason) = self.on_write_result(&mut index, action, result, &mut reads) {
+                        return Ok(reason);
+                    }
+                }
+                _ = status_tick.tick() => {
+                    if let Some(reason) = self.write_status(&index).await {
+                        return Ok(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_event(
+        &self,
+        event: WatchedEvent,
+        kind: Kind,
+        reads: &mut FuturesOrdered<futures::future::BoxFuture<'static, Observation>>,
+        disconnected: &mut bool,
+    ) -> EventOutcome {
+        if event.event_type == EventType::Session {
+            return match event.session_state {
+                SessionState::Disconnected => {
+                    *disconnected = true;
+                    EventOutcome::Continue
+                }
+                SessionState::SyncConnected if *disconnected => {
+                    *disconnected = false;
+                    EventOutcome::Rescan
+                }
+                s if crate::zk::is_terminal(s) => EventOutcome::SessionEnded,
+                _ => EventOutcome::Continue,
+            };
+        }
+        let root = match kind {
+            Kind::Task => paths::TASKS,
+            Kind::Worker => paths::WORKERS,
+        };
+        // Only direct children matter (grandchildren can only hang under foreign znodes).
+        let Some(id) = event.path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else {
+            return EventOutcome::Continue;
+        };
+        if id.is_empty() || id.contains('/') {
+            return EventOutcome::Continue;
+        }
+        let id = id.to_string();
+        match event.event_type {
+            EventType::NodeDeleted => reads.push_back(Box::pin(std::future::ready(match kind {
+                Kind::Task => Observation::Task(id, None),
+                Kind::Worker => Observation::Worker(id, None),
+            }))),
+            EventType::NodeCreated | EventType::NodeDataChanged => reads.push_back(self.read(kind, id)),
+            _ => {}
+        }
+        EventOutcome::Continue
+    }
+
+    /// Reads one node; the request is sent now, so reads complete in event order.
+    fn read(&self, kind: Kind, id: String) -> futures::future::BoxFuture<'static, Observation> {
+        let path = match kind {
+            Kind::Task => paths::task(&id),
+            Kind::Worker => paths::worker(&id),
+        };
+        let request = self.client().get_data(&path);
+        let limit = self.session.request_timeout();
+        Box::pin(async move {
+            match timed(limit, request).await {
+                Ok((data, stat)) => match kind {
+                    Kind::Task => Observation::Task(id, Some(task_obs(&data, &stat))),
+                    Kind::Worker => Observation::Worker(id, Some(worker_obs(&data, &stat))),
+                },
+                Err(ZkError::NoNode) => match kind {
+                    Kind::Task => Observation::Task(id, None),
+                    Kind::Worker => Observation::Worker(id, None),
+                },
+                Err(e) => Observation::Failed(e),
+            }
+        })
+    }
+
+    /// Lists and reads both trees (reads pipelined) and builds a fresh index.
+    async fn scan(&self) -> anyhow::Result<Index> {
+        let limit = self.session.request_timeout() * 4;
+        let started = std::time::Instant::now();
+        let workers = self.read_all(paths::WORKERS, limit).await?;
+        let tasks = self.read_all(paths::TASKS, limit).await?;
+        let workers: Vec<_> = workers
+            .into_iter()
+            .map(|(id, data, stat)| (id, worker_obs(&data, &stat)))
+            .collect();
+        let tasks: Vec<_> = tasks
+            .into_iter()
+            .map(|(id, data, stat)| (id, task_obs(&data, &stat)))
+            .collect();
+        tracing::info!(
+            master = self.id,
+            epoch = self.epoch,
+            workers = workers.len(),
+            tasks = tasks.len(),
+            scan_ms = started.elapsed().as_millis() as u64,
+            "scanned ZooKeeper"
+        );
+        Ok(Index::from_scan(self.epoch, self.args.max_attempts, workers, tasks))
+    }
+
+    async fn read_all(
+        &self,
+        parent: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<(String, Vec<u8>, zookeeper_client::Stat)>> {
+        let children = timed(limit, self.client().list_children(parent))
+            .await
+            .with_context(|| format!("listing {parent}"))?;
+        // Send every read before awaiting any: one round trip's latency for the whole tree.
+        let requests: Vec<_> = children
+            .iter()
+            .map(|c| self.client().get_data(&format!("{parent}/{c}")))
+            .collect();
+        let mut out = Vec::with_capacity(children.len());
+        for (child, request) in children.into_iter().zip(requests) {
+            match timed(limit, request).await {
+                Ok((data, stat)) => out.push((child, data, stat)),
+                Err(ZkError::NoNode) => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {parent}/{child}")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// One fenced multi for an action: first op checks our candidate znode exists.
+    fn write(
+        &self,
+        action: Action,
+    ) -> impl std::future::Future<Output = (Action, Result<(), MultiWriteError>)> + 'static {
+        let client = self.client().clone();
+        let candidate = self.candidate.clone();
+        let limit = self.session.request_timeout();
+        let epoch = self.epoch;
+        async move {
+            let mut multi = client.new_multi_writer();
+            let built = (|| -> Result<(), ZkError> {
+                multi.add_check_version(&candidate, -1)?;
+                match &action {
+                    Action::Assign {
+                        task,
+                        task_version,
+                        record,
+                        worker,
+                        worker_version,
+                        assignment,
+                    } => {
+                        multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
+                        let data = WorkerRecord::assigned(assignment).to_bytes();
+                        multi.add_set_data(&paths::worker(worker), &data, Some(*worker_version))?;
+                    }
+                    Action::FailTask {
+                        task,
+                        task_version,
+                        record,
+                    } => {
+                        multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
+                    }
+                    Action::ClearWorker {
+                        worker, worker_version, ..
+                    } => {
+                        multi.add_set_data(
+                            &paths::worker(worker),
+                            &WorkerRecord::free().to_bytes(),
+                            Some(*worker_version),
+                        )?;
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = built {
+                return (action, Err(MultiWriteError::RequestFailed { source: e }));
+            }
+            let result = match tokio::time::timeout(limit, multi.commit()).await {
+                Ok(r) => r.map(|_| ()),
+                Err(_) => Err(MultiWriteError::RequestFailed {
+                    source: ZkError::ConnectionLoss,
+                }),
+            };
+            if let (
+                Ok(()),
+                Action::Assign {
+                    task, worker, record, ..
+                },
+            ) = (&result, &action)
+            {
+                tracing::info!(task, worker, attempt = record.attempt, epoch, "assigned");
+            }
+            (action, result)
+        }
+    }
+
+    /// Returns a reason when leadership is lost.
+    fn on_write_result(
+        &self,
+        index: &mut Index,
+        action: Action,
+        result: Result<(), MultiWriteError>,
+        reads: &mut FuturesOrdered<futures::future::BoxFuture<'static, Observation>>,
+    ) -> Option<&'static str> {
+        match result {
+            Ok(()) => {
+                match &action {
+                    Action::FailTask { task, record, .. } => {
+                        tracing::warn!(
+                            master = self.id,
+                            task,
+                            attempts = record.attempt,
+                            "task failed as poison"
+                        )
+                    }
+                    Action::ClearWorker { worker, reason, .. } => {
+                        tracing::info!(master = self.id, worker, reason, "withdrew a worker's assignment")
+                    }
+                    Action::Assign { .. } => {}
+                }
+                None
+            }
+            Err(MultiWriteError::OperationFailed { index: 0, source }) => {
+                tracing::error!(master = self.id, error = %source, "fenced: our candidate znode is gone");
+                Some("fenced: our candidate znode is gone")
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    MultiWriteError::RequestFailed {
+                        source: ZkError::SessionExpired
+                    }
+                ) {
+                    return Some("session expired");
+                }
+                tracing::debug!(master = self.id, error = %e, ?action, "write failed; re-reading its nodes");
+                index.action_failed(&action);
+                let (task, worker) = action.nodes();
+                if let Some(t) = task {
+                    reads.push_back(self.read(Kind::Task, t.to_string()));
+                }
+                if let Some(w) = worker {
+                    reads.push_back(self.read(Kind::Worker, w.to_string()));
+                }
+                None
+            }
+        }
+    }
+
+    /// What the previous leader left in `/status` (totals carry over).
+    async fn initial_status(&self) -> FarmStatus {
+        let limit = self.session.request_timeout();
+        let previous = match timed(limit, self.client().get_data(paths::STATUS)).await {
+            Ok((data, _)) if !data.is_empty() => FarmStatus::parse(&data).unwrap_or_default(),
+            _ => FarmStatus::default(),
+        };
+        let failover = !previous.leader.is_empty() && previous.epoch != self.epoch;
+        FarmStatus {
+            leader: self.id.to_string(),
+            epoch: self.epoch,
+            leader_since_ms: now_ms(),
+            completed_total: previous.completed_total,
+            failovers: previous.failovers + u64::from(failover),
+            ..FarmStatus::default()
+        }
+    }
+
+    /// Rewrites `/status` (fenced). Returns a reason when leadership is lost.
+    async fn write_status(&mut self, index: &Index) -> Option<&'static str> {
+        let counts = index.counts();
+        let status = FarmStatus {
+            updated_ms: now_ms(),
+            workers: counts.workers,
+            free_workers: counts.free_workers,
+            pending: counts.pending,
+            running: counts.running,
+            completed_total: self.status.completed_total + index.completed(),
+            ..self.status.clone()
+        };
+        let data = serde_json::to_vec(&status).expect("status serializes");
+        let mut multi = self.client().new_multi_writer();
+        if multi
+            .add_check_version(&self.candidate, -1)
+            .and_then(|_| multi.add_set_data(paths::STATUS, &data, None))
+            .is_err()
+        {
+            return None;
+        }
+        match tokio::time::timeout(self.session.request_timeout(), multi.commit()).await {
+            Ok(Err(MultiWriteError::OperationFailed { index: 0, .. })) => Some("fenced: our candidate znode is gone"),
+            Ok(Err(MultiWriteError::RequestFailed {
+                source: ZkError::SessionExpired,
+            })) => Some("session expired"),
+            _ => None,
+        }
+    }
+}
+
+enum EventOutcome {
+    Continue,
+    Rescan,
+    SessionEnded,
+}
+
+fn task_obs(data: &[u8], stat: &zookeeper_client::Stat) -> TaskObs {
+    TaskObs {
+        record: TaskRecord::parse(data).map_err(|e| e.to_string()),
+        version: stat.version,
+        created: stat.czxid,
+    }
+}
+
+fn worker_obs(data: &[u8], stat: &zookeeper_client::Stat) -> WorkerObs {
+    let assignment = WorkerRecord::parse(data)
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.assignment().map_err(|e| e.to_string()));
+    WorkerObs {
+        assignment,
+        version: stat.version,
+        ephemeral: stat.ephemeral_owner != 0,
+    }
+}
