@@ -161,7 +161,7 @@ impl Index {
             }
             None => {
                 self.task_claims.remove(id);
-                self.reported.remove(id);
+                self.reported.remove(&format!("/tasks/{id}"));
                 self.tasks.remove(id)
             }
         };
@@ -185,7 +185,7 @@ impl Index {
             }
             None => {
                 self.worker_claims.remove(id);
-                self.reported.remove(id);
+                self.reported.remove(&format!("/workers/{id}"));
                 self.workers.remove(id)
             }
         };
@@ -276,11 +276,14 @@ impl Index {
         }
         let Some(obs) = self.workers.get(w) else { return };
         if !obs.ephemeral {
-            self.report(w, format!("/workers/{w} is not ephemeral: not a live worker, ignored"));
+            self.report(
+                &format!("/workers/{w}"),
+                format!("/workers/{w} is not ephemeral: not a live worker, ignored"),
+            );
             return;
         }
         match &obs.assignment {
-            Err(e) => self.report(w, format!("/workers/{w} ignored: {e}")),
+            Err(e) => self.report(&format!("/workers/{w}"), format!("/workers/{w} ignored: {e}")),
             Ok(None) => self.free.push_back(w.to_string()),
             Ok(Some(a)) => {
                 if self.task_claims.contains_key(&a.task) {
@@ -316,7 +319,7 @@ impl Index {
             Ok(r) => r,
             Err(e) => {
                 let msg = format!("/tasks/{t} skipped: {e}");
-                self.report(t, msg);
+                self.report(&format!("/tasks/{t}"), msg);
                 return;
             }
         };
@@ -388,8 +391,9 @@ impl Index {
         }
     }
 
-    fn report(&mut self, id: &str, message: String) {
-        if self.reported.insert(id.to_string()) {
+    /// Records a problem with the znode at `path`, once until that znode changes or goes.
+    fn report(&mut self, path: &str, message: String) {
+        if self.reported.insert(path.to_string()) {
             self.new_reports.push(message);
         }
     }
