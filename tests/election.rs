@@ -118,11 +118,10 @@ async fn a_leader_frozen_past_its_session_steps_down_and_rejoins_at_the_back() {
         .await;
 
     // It rejoined with a new candidate znode, behind everybody else.
-    let rejoined = wait_children(&observer, "/master", "the old leader rejoining", |c| {
+    wait_children(&observer, "/master", "the old leader rejoining", |c| {
         (c.len() == 3).then_some(())
     })
     .await;
-    let _ = rejoined;
     let after = candidates(&observer).await;
     assert_eq!(after.last().unwrap().1, order[0], "the old leader is last in line");
     assert_ne!(
