@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod client;
 pub mod election;
+pub mod farm;
 pub mod harness;
 pub mod health;
 pub mod k8s;
