@@ -77,6 +77,14 @@ pub enum Command {
     Submit(crate::client::SubmitArgs),
     /// Join the master election and print LEADER/FOLLOWER at each change (a demo of the recipe).
     Election(crate::election::ElectionArgs),
+    /// Run the whole farm locally on a real 3-server ZooKeeper ensemble.
+    Demo(crate::demo::DemoArgs),
+    /// Run the seed's fault scenarios and check their invariants (`all` or one name).
+    Scenario(crate::scenario::ScenarioArgs),
+    /// Measure throughput against ZooKeeper's own ceiling, failover latency, backlog scaling.
+    Bench(crate::bench::BenchArgs),
+    /// A chaos soak: random faults for a long run, checked by an independent checker.
+    Soak(crate::soak::SoakArgs),
     /// ZooKeeper utilities.
     #[command(subcommand)]
     Zk(ZkCommand),

@@ -3,8 +3,10 @@
 //! The znode contract lives in [`protocol`] (and PROTOCOL.md); each role has its own module;
 //! [`harness`] runs real ZooKeeper servers for tests, the demo, scenarios and benchmarks.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod demo;
 pub mod election;
 pub mod farm;
 pub mod harness;
@@ -15,6 +17,8 @@ pub mod master;
 pub mod process;
 pub mod protocol;
 pub mod role;
+pub mod scenario;
+pub mod soak;
 pub mod task;
 pub mod worker;
 pub mod zk;

@@ -46,6 +46,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", taskfarm::zkcmd::tree(&session, &path).await?);
             session.close().await;
         }
+        Command::Demo(args) => return taskfarm::demo::run(&global, args).await,
+        Command::Scenario(args) => return taskfarm::scenario::run(&global, args).await,
+        Command::Bench(args) => return taskfarm::bench::run(&global, args).await,
+        Command::Soak(args) => return taskfarm::soak::run(&global, args).await,
         Command::Controller(args) => taskfarm::k8s::run(args).await?,
         Command::Crd => print!("{}", taskfarm::k8s::crd_yaml()?),
         Command::Master(args) => taskfarm::master::run(&global.zk_config()?, args).await?,
