@@ -20,6 +20,7 @@ pub mod role;
 pub mod scenario;
 pub mod soak;
 pub mod task;
+pub mod waits;
 pub mod worker;
 pub mod zk;
 pub mod zkcmd;
