@@ -1,0 +1,678 @@
+//! The reconcile loop: dereference → validate → build → apply → observe → chaos → status.
+//!
+//! Building is pure ([`super::build`]), choosing chaos victims is pure ([`super::chaos`]),
+//! reading ZooKeeper is behind [`FarmReader`]; this module only sequences API calls, so the
+//! mock-API tests in [`super::fixtures`] cover each path.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource as _, ResourceExt as _};
+
+use super::build::{self, DEPLOYED_ROLES, FIELD_MANAGER, LABEL_FARM};
+use super::chaos::{self, PodView, SteadyState};
+use super::crd::{ChaosAction, Condition, Role, RoleCounts, TaskFarm, TaskFarmSpec, TaskFarmStatus};
+use super::farmstate::{qualify_connect, FarmReader, FarmState, ZkTarget};
+use super::http::{FarmGauges, Metrics};
+
+/// How many chaos actions the status keeps.
+pub const MAX_ACTIONS: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the TaskFarm has no namespace")]
+    NoNamespace,
+}
+
+/// What one farm's reconciles remember between runs (lost on restart, which is fine: the
+/// status holds what must survive).
+#[derive(Default)]
+struct Memory {
+    /// The last chaos run: guards against running twice when a reconcile sees a cached object
+    /// older than our own status write.
+    last_chaos_run: Option<Timestamp>,
+    /// Consecutive failures, for the error backoff.
+    failures: u32,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub farms: Arc<dyn FarmReader>,
+    pub metrics: Arc<Metrics>,
+    /// How often a farm is re-read from ZooKeeper when nothing changes in Kubernetes.
+    pub resync: Duration,
+    memory: Mutex<HashMap<String, Memory>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        recorder: Recorder,
+        farms: Arc<dyn FarmReader>,
+        metrics: Arc<Metrics>,
+        resync: Duration,
+    ) -> Self {
+        Self {
+            client,
+            recorder,
+            farms,
+            metrics,
+            resync,
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn remember<T>(&self, farm: &TaskFarm, f: impl FnOnce(&mut Memory) -> T) -> T {
+        let key = farm
+            .uid()
+            .unwrap_or_else(|| format!("{}/{}", farm.namespace().unwrap_or_default(), farm.name_any()));
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        f(memory.entry(key).or_default())
+    }
+
+    async fn publish(&self, farm: &TaskFarm, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
+        // An event that cannot be written must not fail the reconcile.
+        if let Err(e) = self.recorder.publish(&event, &farm.object_ref(&())).await {
+            tracing::warn!(taskfarm = %farm.name_any(), reason, error = %e, "could not publish an event");
+        }
+    }
+}
+
+/// Exponential backoff after consecutive failures: 5s, 10s, 20s ... at most 5 minutes.
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    Duration::from_secs(5 * (1u64 << exp)).min(Duration::from_secs(300))
+}
+
+pub fn error_policy(farm: Arc<TaskFarm>, error: &Error, ctx: Arc<Context>) -> Action {
+    Metrics::inc(&ctx.metrics.reconcile_errors);
+    let failures = ctx.remember(&farm, |m| {
+        m.failures += 1;
+        m.failures
+    });
+    let delay = backoff(failures);
+    tracing::warn!(
+        taskfarm = %farm.name_any(),
+        namespace = %farm.namespace().unwrap_or_default(),
+        error = %error,
+        failures,
+        retry_in_s = delay.as_secs(),
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+pub async fn reconcile(farm: Arc<TaskFarm>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    Metrics::inc(&ctx.metrics.reconciles);
+    let result = reconcile_at(&farm, &ctx, Timestamp::now()).await;
+    ctx.metrics.reconcile_micros.fetch_add(
+        started.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    if result.is_ok() {
+        ctx.remember(&farm, |m| m.failures = 0);
+    }
+    result
+}
+
+/// A spec the schema accepts but the controller cannot run, explained.
+pub fn validate(spec: &TaskFarmSpec) -> Result<(), String> {
+    if spec.masters < 0 || spec.workers < 0 || spec.clients < 0 {
+        return Err("replicas must not be negative".into());
+    }
+    if spec.image.trim().is_empty() {
+        return Err("spec.image is empty".into());
+    }
+    crate::zk::parse_connect_string(&spec.zookeeper.connect).map_err(|e| format!("spec.zookeeper.connect: {e:#}"))?;
+    match serde_json::from_str::<serde_json::Value>(&spec.client_profile.task) {
+        Ok(serde_json::Value::Object(_)) => {}
+        _ => return Err("spec.clientProfile.task must be a JSON object, e.g. {\"kind\":\"sleep\",\"ms\":100}".into()),
+    }
+    let chaos = &spec.chaos;
+    if chaos.enabled {
+        if chaos.targets.is_empty() {
+            return Err("spec.chaos.targets is empty".into());
+        }
+        if chaos.interval_seconds < 5 {
+            return Err("spec.chaos.intervalSeconds must be at least 5".into());
+        }
+        if chaos.mode == super::crd::ChaosMode::Percent && !(0..=100).contains(&chaos.value) {
+            return Err("spec.chaos.value is a percentage in percent mode (0-100)".into());
+        }
+    }
+    Ok(())
+}
+
+/// RFC 3339 to the second: stable text, so equal instants compare equal in status.
+pub fn rfc3339(t: Timestamp) -> String {
+    Timestamp::from_second(t.as_second()).unwrap_or(t).to_string()
+}
+
+/// Sets a condition, keeping its transition time while its status stays the same.
+pub fn set_condition(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    now: &str,
+    generation: Option<i64>,
+) {
+    let status = if status { "True" } else { "False" };
+    let previous = conditions.iter().position(|c| c.type_ == type_);
+    let last_transition_time = match previous.map(|i| &conditions[i]) {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => now.to_string(),
+    };
+    let condition = Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        last_transition_time,
+        observed_generation: generation,
+    };
+    match previous {
+        Some(i) => conditions[i] = condition,
+        None => conditions.push(condition),
+    }
+}
+
+pub fn condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    condition(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
+    let ns = farm.namespace().ok_or(Error::NoNamespace)?;
+    let name = farm.name_any();
+    // Deletion: the garbage collector removes the Deployments through their owner references.
+    if farm.meta().deletion_timestamp.is_some() {
+        ctx.metrics.forget_farm(&ns, &name);
+        return Ok(Action::await_change());
+    }
+    let spec = &farm.spec;
+    let generation = farm.metadata.generation;
+    let now_text = rfc3339(now);
+    let old = farm.status.clone().unwrap_or_default();
+    let mut status = old.clone();
+    status.observed_generation = generation;
+    status.worker_selector = build::selector_string(&name, Role::Worker);
+
+    if let Err(problem) = validate(spec) {
+        let already = condition(&old.conditions, "Ready").is_some_and(|c| c.reason == "InvalidSpec");
+        set_condition(
+            &mut status.conditions,
+            "Ready",
+            false,
+            "InvalidSpec",
+            problem.clone(),
+            &now_text,
+            generation,
+        );
+        let msg = "the spec is invalid".to_string();
+        set_condition(
+            &mut status.conditions,
+            "ChaosRunning",
+            false,
+            "InvalidSpec",
+            msg,
+            &now_text,
+            generation,
+        );
+        if !already {
+            ctx.publish(farm, EventType::Warning, "InvalidSpec", "Validate", problem.clone())
+                .await;
+        }
+        tracing::warn!(taskfarm = %name, namespace = %ns, problem, "invalid TaskFarm spec; nothing applied");
+        patch_status_if_changed(ctx, farm, &old, &status).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+
+    // Apply the role Deployments (server-side apply: we own exactly the fields we set).
+    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut ready = [0i32; 3];
+    for (i, role) in DEPLOYED_ROLES.into_iter().enumerate() {
+        let desired = build::deployment(farm, role);
+        let applied = deployments
+            .patch(&build::deployment_name(&name, role), &params, &Patch::Apply(&desired))
+            .await?;
+        ready[i] = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+    }
+    [status.ready_masters, status.ready_workers, status.ready_clients] = ready;
+    let desired = RoleCounts {
+        masters: build::desired_replicas(farm, Role::Master),
+        workers: build::desired_replicas(farm, Role::Worker),
+        clients: build::desired_replicas(farm, Role::Client),
+    };
+    status.desired = Some(desired.clone());
+    match &old.desired {
+        None => {
+            let note = format!(
+                "applied Deployments {name}-master/-worker/-client with {}/{}/{} replicas",
+                desired.masters, desired.workers, desired.clients
+            );
+            ctx.publish(farm, EventType::Normal, "Created", "Apply", note).await;
+        }
+        Some(before) if *before != desired => {
+            let note = format!(
+                "masters {}→{}, workers {}→{}, clients {}→{}{}",
+                before.masters,
+                desired.masters,
+                before.workers,
+                desired.workers,
+                before.clients,
+                desired.clients,
+                if spec.suspend { " (suspended)" } else { "" }
+            );
+            tracing::info!(taskfarm = %name, namespace = %ns, %note, "scaled");
+            ctx.publish(farm, EventType::Normal, "Scaled", "Scale", note).await;
+        }
+        Some(_) => {}
+    }
+
+    // Observe the farm from ZooKeeper.
+    let target = ZkTarget {
+        connect: qualify_connect(&spec.zookeeper.connect, &ns),
+        session_timeout: Duration::from_secs(spec.zookeeper.session_timeout_seconds.max(2) as u64),
+    };
+    let farm_state = match ctx.farms.read(&target).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            Metrics::inc(&ctx.metrics.zookeeper_errors);
+            tracing::warn!(taskfarm = %name, namespace = %ns, zk = %target.connect, error = %format!("{e:#}"), "cannot read the farm from ZooKeeper");
+            None
+        }
+    };
+    if let Some(s) = &farm_state {
+        observe(ctx, farm, &old, &mut status, s, &now_text).await;
+    }
+
+    // Steady state after the last kill.
+    let steady = farm_state
+        .as_ref()
+        .map(|s| chaos::steady_state(&spec.chaos, &old.chaos, desired.masters, s, now));
+    let was_degraded = is_true(&old.conditions, "Degraded");
+    match &steady {
+        Some(SteadyState::NoProgress(msg)) | Some(SteadyState::FailoverTooSlow(msg)) => {
+            let reason = if matches!(steady, Some(SteadyState::NoProgress(_))) {
+                "NoProgress"
+            } else {
+                "FailoverTooSlow"
+            };
+            set_condition(
+                &mut status.conditions,
+                "Degraded",
+                true,
+                reason,
+                msg.clone(),
+                &now_text,
+                generation,
+            );
+            if !was_degraded {
+                tracing::warn!(taskfarm = %name, namespace = %ns, reason, message = %msg, "farm degraded");
+                ctx.publish(farm, EventType::Warning, "Degraded", "SteadyStateCheck", msg.clone())
+                    .await;
+            }
+        }
+        Some(SteadyState::Recovering) => {
+            let msg = "recovering from the last chaos kill, within the bounds".to_string();
+            set_condition(
+                &mut status.conditions,
+                "Degraded",
+                false,
+                "Recovering",
+                msg,
+                &now_text,
+                generation,
+            );
+        }
+        Some(SteadyState::Healthy) => {
+            let msg = "tasks complete and a leader is in place".to_string();
+            set_condition(
+                &mut status.conditions,
+                "Degraded",
+                false,
+                "SteadyState",
+                msg,
+                &now_text,
+                generation,
+            );
+        }
+        // Unknown: keep whatever was there (the Ready condition says ZooKeeper is unreachable).
+        None => {}
+    }
+
+    // Chaos.
+    let chaos_on = spec.chaos.enabled && !spec.suspend;
+    let mut next_chaos = None;
+    if chaos_on {
+        let remembered = ctx.remember(farm, |m| m.last_chaos_run);
+        let recorded = old
+            .chaos
+            .last_run_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        let last_run = remembered.max(recorded);
+        if chaos::due(last_run, spec.chaos.interval_seconds, now) {
+            ctx.remember(farm, |m| m.last_chaos_run = Some(now));
+            status.chaos.last_run_time = Some(now_text.clone());
+            Metrics::inc(&ctx.metrics.chaos_runs);
+            let degraded = steady.as_ref().is_some_and(SteadyState::is_broken);
+            if spec.chaos.guards.pause_when_degraded && (farm_state.is_none() || degraded) {
+                let why = if degraded {
+                    "paused: the farm is Degraded"
+                } else {
+                    "paused: the farm's ZooKeeper state cannot be read"
+                };
+                tracing::info!(taskfarm = %name, namespace = %ns, why, "chaos run skipped");
+                status.chaos.last_skip_reason = Some(why.into());
+                Metrics::inc(&ctx.metrics.chaos_guarded);
+            } else {
+                chaos_run(ctx, farm, &mut status, now).await?;
+            }
+            next_chaos = Some(spec.chaos.interval_seconds);
+        } else {
+            next_chaos = Some(chaos::seconds_until_due(last_run, spec.chaos.interval_seconds, now));
+        }
+    }
+
+    // Conditions.
+    let ready_msg = format!(
+        "masters {}/{}, workers {}/{}, clients {}/{}",
+        ready[0], desired.masters, ready[1], desired.workers, ready[2], desired.clients
+    );
+    let (ok, reason, msg) = if spec.suspend {
+        (
+            false,
+            "Suspended",
+            "spec.suspend is true: every role is scaled to 0".to_string(),
+        )
+    } else if farm_state.is_none() {
+        let msg = format!("cannot read the farm from ZooKeeper at {}", target.connect);
+        (false, "ZooKeeperUnreachable", msg)
+    } else if ready[0] < desired.masters || ready[1] < desired.workers || ready[2] < desired.clients {
+        (false, "RolesNotReady", ready_msg)
+    } else if desired.masters > 0 && status.leader.is_none() {
+        (false, "NoLeader", "no master leads yet".to_string())
+    } else {
+        (true, "FarmReady", ready_msg)
+    };
+    set_condition(&mut status.conditions, "Ready", ok, reason, msg, &now_text, generation);
+    let (on, reason, msg) = match (spec.chaos.enabled, spec.suspend, spec.chaos.dry_run) {
+        (false, _, _) => (false, "Disabled", "spec.chaos.enabled is false".to_string()),
+        (true, true, _) => (
+            false,
+            "Suspended",
+            "chaos stops while the farm is suspended".to_string(),
+        ),
+        (true, false, dry) => (
+            true,
+            if dry { "DryRun" } else { "Enabled" },
+            format!(
+                "every {}s against {}",
+                spec.chaos.interval_seconds,
+                spec.chaos
+                    .targets
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        ),
+    };
+    set_condition(
+        &mut status.conditions,
+        "ChaosRunning",
+        on,
+        reason,
+        msg,
+        &now_text,
+        generation,
+    );
+
+    ctx.metrics.set_farm(
+        &ns,
+        &name,
+        FarmGauges {
+            ready_masters: ready[0].into(),
+            ready_workers: ready[1].into(),
+            ready_clients: ready[2].into(),
+            live_workers: status.live_workers,
+            pending: status.pending,
+            running: status.running,
+            completed: status.completed,
+            epoch: status.epoch.unwrap_or(0),
+            degraded: is_true(&status.conditions, "Degraded"),
+        },
+    );
+    patch_status_if_changed(ctx, farm, &old, &status).await?;
+
+    let mut requeue = ctx.resync;
+    if let Some(s) = next_chaos {
+        requeue = requeue.min(Duration::from_secs(s.max(1) as u64));
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// Copies the ZooKeeper view into the status and reports a leader change.
+async fn observe(
+    ctx: &Context,
+    farm: &TaskFarm,
+    old: &TaskFarmStatus,
+    status: &mut TaskFarmStatus,
+    s: &FarmState,
+    now_text: &str,
+) {
+    status.leader = s.leader.clone();
+    // The epoch stays at the last leader's while there is none, so that a change of leader
+    // across a leaderless gap is still seen.
+    if s.epoch.is_some() {
+        status.epoch = s.epoch;
+    }
+    status.live_workers = s.live_workers;
+    status.pending = s.pending;
+    status.running = s.running;
+    status.completed = s.completed.max(0);
+    status.failovers = s.failovers;
+    let since = s
+        .leader_since_ms
+        .and_then(|ms| Timestamp::from_millisecond(ms as i64).ok())
+        .map(rfc3339);
+    match (old.epoch, s.epoch) {
+        (Some(before), Some(after)) if before != after => {
+            status.last_failover_time = Some(since.unwrap_or_else(|| now_text.to_string()));
+            let note = format!(
+                "leader is now {} (epoch {after}, was epoch {before}{})",
+                s.leader.as_deref().unwrap_or("?"),
+                old.leader.as_deref().map(|l| format!(", {l}")).unwrap_or_default()
+            );
+            tracing::info!(taskfarm = %farm.name_any(), %note, "leader changed");
+            ctx.publish(farm, EventType::Normal, "LeaderChanged", "Observe", note)
+                .await;
+        }
+        _ => {
+            if status.last_failover_time.is_none() && s.failovers > 0 {
+                status.last_failover_time = since;
+            }
+        }
+    }
+}
+
+/// One chaos run: list the farm's pods, choose, delete (or pretend to), record.
+async fn chaos_run(ctx: &Context, farm: &TaskFarm, status: &mut TaskFarmStatus, now: Timestamp) -> Result<(), Error> {
+    let spec = &farm.spec.chaos;
+    let name = farm.name_any();
+    let ns = farm.namespace().ok_or(Error::NoNamespace)?;
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // The label selector is the first fence; chaos::select checks the label again.
+    let listed = pods
+        .list(&ListParams::default().labels(&format!("{LABEL_FARM}={name}")))
+        .await?;
+    let views: Vec<PodView> = listed.items.iter().map(PodView::of).collect();
+    let plan = {
+        let mut rng = rand::rng();
+        chaos::select(spec, &name, farm.spec.zookeeper.replicas, &views, now, &mut rng)
+    };
+    status.chaos.last_skip_reason = plan.shortfall(spec.max_kills.max(0) as usize);
+    if let Some(why) = &status.chaos.last_skip_reason {
+        Metrics::inc(&ctx.metrics.chaos_guarded);
+        tracing::info!(taskfarm = %name, namespace = %ns, why, "chaos run held back");
+    }
+    let now_text = rfc3339(now);
+    for victim in plan.victims {
+        let role = victim.role.as_str();
+        if spec.dry_run {
+            Metrics::inc(&ctx.metrics.chaos_dry_runs);
+            tracing::info!(taskfarm = %name, namespace = %ns, pod = %victim.pod, role, dry_run = true, "chaos would delete a pod");
+            let note = format!("dry run: would delete pod {} ({role})", victim.pod);
+            ctx.publish(farm, EventType::Normal, "ChaosDryRun", "Delete", note)
+                .await;
+        } else {
+            let params = DeleteParams {
+                grace_period_seconds: Some(spec.grace_period_seconds.clamp(0, 3600) as u32),
+                // Delete the very pod that was judged, not a namesake created since.
+                preconditions: victim.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match pods.delete(&victim.pod, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                    tracing::info!(taskfarm = %name, pod = %victim.pod, "chaos victim already gone");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            Metrics::inc(&ctx.metrics.chaos_kills);
+            status.chaos.kills += 1;
+            status.chaos.last_kill_time = Some(now_text.clone());
+            status.chaos.completed_at_last_kill = status.completed;
+            tracing::warn!(
+                taskfarm = %name,
+                namespace = %ns,
+                pod = %victim.pod,
+                role,
+                grace_period_s = spec.grace_period_seconds,
+                kills = status.chaos.kills,
+                "chaos deleted a pod"
+            );
+            let note = format!(
+                "deleted pod {} ({role}) with a {}s grace period",
+                victim.pod, spec.grace_period_seconds
+            );
+            ctx.publish(farm, EventType::Normal, "ChaosKill", "Delete", note).await;
+        }
+        status.chaos.last_actions.push(ChaosAction {
+            time: now_text.clone(),
+            pod: victim.pod,
+            role: role.into(),
+            action: "delete".into(),
+            dry_run: spec.dry_run,
+        });
+    }
+    let excess = status.chaos.last_actions.len().saturating_sub(MAX_ACTIONS);
+    status.chaos.last_actions.drain(..excess);
+    Ok(())
+}
+
+/// Writes the status only when it differs from what is there: an unconditional write would
+/// wake the controller again and loop.
+async fn patch_status_if_changed(
+    ctx: &Context,
+    farm: &TaskFarm,
+    old: &TaskFarmStatus,
+    new: &TaskFarmStatus,
+) -> Result<(), Error> {
+    if farm.status.is_some() && old == new {
+        return Ok(());
+    }
+    let api: Api<TaskFarm> = Api::namespaced(ctx.client.clone(), &farm.namespace().ok_or(Error::NoNamespace)?);
+    let patch = serde_json::json!({
+        "apiVersion": format!("{}/{}", super::crd::GROUP, super::crd::VERSION),
+        "kind": "TaskFarm",
+        "status": new,
+    });
+    api.patch_status(
+        &farm.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_five_minutes() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_while_unchanged() {
+        let mut cs = Vec::new();
+        set_condition(&mut cs, "Ready", false, "RolesNotReady", "a".into(), "t1", Some(1));
+        set_condition(&mut cs, "Ready", false, "NoLeader", "b".into(), "t2", Some(2));
+        assert_eq!(cs.len(), 1);
+        assert_eq!(
+            (cs[0].reason.as_str(), cs[0].last_transition_time.as_str()),
+            ("NoLeader", "t1")
+        );
+        set_condition(&mut cs, "Ready", true, "FarmReady", "c".into(), "t3", Some(2));
+        assert_eq!(
+            (cs[0].status.as_str(), cs[0].last_transition_time.as_str()),
+            ("True", "t3")
+        );
+    }
+
+    #[test]
+    fn validation_explains_what_is_wrong() {
+        let mut spec = TaskFarmSpec::default();
+        assert_eq!(validate(&spec), Ok(()));
+        spec.client_profile.task = "not json".into();
+        assert!(validate(&spec).unwrap_err().contains("clientProfile.task"));
+        let mut spec = TaskFarmSpec::default();
+        spec.zookeeper.connect = "nohostport".into();
+        assert!(validate(&spec).unwrap_err().contains("zookeeper.connect"));
+        let mut spec = TaskFarmSpec::default();
+        spec.chaos.enabled = true;
+        spec.chaos.targets.clear();
+        assert!(validate(&spec).unwrap_err().contains("targets"));
+    }
+
+    #[test]
+    fn timestamps_are_written_to_the_second() {
+        let t = Timestamp::from_millisecond(1_800_000_000_123).unwrap();
+        assert_eq!(rfc3339(t), "2027-01-15T08:00:00Z");
+    }
+}
