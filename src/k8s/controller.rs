@@ -671,6 +671,21 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_are_valid_taskfarms() {
+        for (file, text) in [
+            ("basic.yaml", include_str!("../../crds/examples/basic.yaml")),
+            ("chaos.yaml", include_str!("../../crds/examples/chaos.yaml")),
+            (
+                "chaos-zookeeper-dry-run.yaml",
+                include_str!("../../crds/examples/chaos-zookeeper-dry-run.yaml"),
+            ),
+        ] {
+            let farm: TaskFarm = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(validate(&farm.spec), Ok(()), "{file}");
+        }
+    }
+
+    #[test]
     fn timestamps_are_written_to_the_second() {
         let t = Timestamp::from_millisecond(1_800_000_000_123).unwrap();
         assert_eq!(rfc3339(t), "2027-01-15T08:00:00Z");

@@ -232,8 +232,17 @@ impl ZkFarmReader {
 impl FarmReader for ZkFarmReader {
     fn read<'a>(&'a self, target: &'a ZkTarget) -> BoxFuture<'a, anyhow::Result<FarmState>> {
         Box::pin(async move {
-            let session = self.session(target).await?;
-            let result = Self::read_with(&session).await;
+            // One bound for the whole read, so that a dead ZooKeeper cannot hold a reconcile
+            // for longer than a connection attempt plus a session's worth of requests.
+            let bound = self.connect_timeout + target.session_timeout + Duration::from_secs(5);
+            let read = async {
+                let session = self.session(target).await?;
+                Self::read_with(&session).await
+            };
+            let result = match tokio::time::timeout(bound, read).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("no answer from ZooKeeper within {bound:?}")),
+            };
             if result.is_err() {
                 // Start afresh next time rather than reuse a session in an unknown state.
                 self.sessions.lock().await.remove(target);
@@ -344,5 +353,70 @@ mod tests {
                 done: 1
             }
         );
+    }
+
+    /// The real reader against a real (standalone) ZooKeeper: the protocol's znodes in, the
+    /// report out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_zookeeper_reader_follows_the_protocol() {
+        use zookeeper_client::{Acls, CreateMode};
+        let zk = crate::harness::ZkCluster::standalone(crate::harness::ZkOptions {
+            force_sync: false,
+            ..Default::default()
+        })
+        .expect("a ZooKeeper server");
+        let config = ZkConfig::new(
+            &zk.connect_string(),
+            Duration::from_secs(4),
+            Duration::from_secs(10),
+            "",
+        )
+        .unwrap();
+        let session = config.connect().await.unwrap();
+        session.ensure_layout().await.unwrap();
+        let client = &session.client;
+        let ephemeral_seq = CreateMode::EphemeralSequential.with_acls(Acls::anyone_all());
+        let ephemeral = CreateMode::Ephemeral.with_acls(Acls::anyone_all());
+        let info = |id: &str| serde_json::to_vec(&candidate(id)).unwrap();
+        let (_, first) = client
+            .create("/master/_c_aaaa-latch-", &info("m-1"), &ephemeral_seq)
+            .await
+            .unwrap();
+        client
+            .create("/master/_c_bbbb-latch-", &info("m-2"), &ephemeral_seq)
+            .await
+            .unwrap();
+        client.create("/workers/w-1", b"{}", &ephemeral).await.unwrap();
+        client.create("/workers/w-2", b"{}", &ephemeral).await.unwrap();
+        let queued = TaskRecord::queued("c", 1);
+        client
+            .create("/tasks/t1", &queued.to_bytes(), &ephemeral)
+            .await
+            .unwrap();
+        client
+            .create("/tasks/t2", &queued.assigned("w-1", 1).to_bytes(), &ephemeral)
+            .await
+            .unwrap();
+
+        let reader = ZkFarmReader::new(Duration::from_secs(5));
+        let target = ZkTarget {
+            connect: zk.connect_string(),
+            session_timeout: Duration::from_secs(4),
+        };
+        // No /status data yet: counted from the tasks.
+        let state = reader.read(&target).await.unwrap();
+        let epoch = first.into_i64();
+        assert_eq!((state.leader.as_deref(), state.epoch), (Some("m-1"), Some(epoch)));
+        assert_eq!((state.live_workers, state.pending, state.running), (2, 1, 1));
+        // A fresh /status of this leader wins.
+        let mut status = status(epoch, protocol::now_ms());
+        status.completed_total = 77;
+        client
+            .set_data("/status", &serde_json::to_vec(&status).unwrap(), None)
+            .await
+            .unwrap();
+        let state = reader.read(&target).await.unwrap();
+        assert_eq!((state.pending, state.running, state.completed), (7, 2, 77));
+        session.close().await;
     }
 }

@@ -215,3 +215,65 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> ControllerArgs {
+        Cli::try_parse_from(std::iter::once("controller").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn controller_flags_have_the_documented_defaults() {
+        let args = parse(&[]);
+        assert_eq!(args.http_addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(args.namespace, None);
+        assert!(!args.all_namespaces && !args.leader_election);
+        assert_eq!(args.lease_name, "taskfarm-controller");
+        assert!(parse(&["--leader-election"]).leader_election);
+        assert!(parse(&["--leader-election=true"]).leader_election);
+        assert!(!parse(&["--leader-election=false"]).leader_election);
+        assert_eq!(parse(&["--namespace", "farms"]).namespace.as_deref(), Some("farms"));
+        assert!(Cli::try_parse_from(["controller", "--namespace", "a", "--all-namespaces"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_missing_crd_is_a_clear_error() {
+        use ::http::{Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            let (request, send) = handle.next_request().await.expect("a list request");
+            assert_eq!(
+                request.uri().path(),
+                "/apis/taskfarm.dev/v1alpha1/namespaces/farms/taskfarms"
+            );
+            let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404});
+            send.send_response(
+                Response::builder()
+                    .status(404)
+                    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                    .unwrap(),
+            );
+        });
+        let api: Api<TaskFarm> = Api::namespaced(Client::new(service, "farms"), "farms");
+        let err = check_crd(&api).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("CRD (taskfarms.taskfarm.dev) is not installed"),
+            "{err}"
+        );
+        server.await.unwrap();
+    }
+}
