@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource as _, ResourceExt as _};
 
 use super::build::{self, DEPLOYED_ROLES, FIELD_MANAGER, LABEL_FARM};
@@ -46,7 +47,8 @@ struct Memory {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    /// Who publishes the events.
+    pub reporter: Reporter,
     pub farms: Arc<dyn FarmReader>,
     pub metrics: Arc<Metrics>,
     /// How often a farm is re-read from ZooKeeper when nothing changes in Kubernetes.
@@ -57,14 +59,14 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
-        recorder: Recorder,
+        reporter: Reporter,
         farms: Arc<dyn FarmReader>,
         metrics: Arc<Metrics>,
         resync: Duration,
     ) -> Self {
         Self {
             client,
-            recorder,
+            reporter,
             farms,
             metrics,
             resync,
@@ -81,15 +83,32 @@ impl Context {
     }
 
     async fn publish(&self, farm: &TaskFarm, type_: EventType, reason: &str, action: &str, note: String) {
+        self.publish_related(farm, type_, reason, action, note, None).await
+    }
+
+    /// Publishes an event about `farm`, naming a `related` object (the chaos victim) if any.
+    async fn publish_related(
+        &self,
+        farm: &TaskFarm,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+        related: Option<ObjectReference>,
+    ) {
         let event = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: action.into(),
-            secondary: None,
+            secondary: related,
         };
+        // A fresh recorder per event: a shared one folds repeats of a reason into a series that
+        // keeps the first note, and every note here (which pod, which leader) matters. Events
+        // are only published on changes, so there is no flood to fold.
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         // An event that cannot be written must not fail the reconcile.
-        if let Err(e) = self.recorder.publish(&event, &farm.object_ref(&())).await {
+        if let Err(e) = recorder.publish(&event, &farm.object_ref(&())).await {
             tracing::warn!(taskfarm = %farm.name_any(), reason, error = %e, "could not publish an event");
         }
     }
@@ -585,7 +604,9 @@ async fn chaos_run(ctx: &Context, farm: &TaskFarm, status: &mut TaskFarmStatus, 
                 "deleted pod {} ({role}) with a {}s grace period",
                 victim.pod, spec.grace_period_seconds
             );
-            ctx.publish(farm, EventType::Normal, "ChaosKill", "Delete", note).await;
+            let related = pod_ref(&ns, &victim);
+            ctx.publish_related(farm, EventType::Normal, "ChaosKill", "Delete", note, related)
+                .await;
         }
         status.chaos.last_actions.push(ChaosAction {
             time: now_text.clone(),
@@ -598,6 +619,17 @@ async fn chaos_run(ctx: &Context, farm: &TaskFarm, status: &mut TaskFarmStatus, 
     let excess = status.chaos.last_actions.len().saturating_sub(MAX_ACTIONS);
     status.chaos.last_actions.drain(..excess);
     Ok(())
+}
+
+fn pod_ref(namespace: &str, victim: &chaos::Victim) -> Option<ObjectReference> {
+    Some(ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(victim.pod.clone()),
+        namespace: Some(namespace.into()),
+        uid: victim.uid.clone(),
+        ..ObjectReference::default()
+    })
 }
 
 /// Writes the status only when it differs from what is there: an unconditional write would

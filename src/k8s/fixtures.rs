@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::client::Body;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::Client;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
@@ -117,6 +117,10 @@ pub struct World {
     pub ready: [i32; 3],
     /// Pods answered to any pod list (unfiltered: the code must check labels itself).
     pub pods: Vec<Pod>,
+    /// Pods that vanish between the list and the delete (the delete answers 404).
+    pub vanished: Vec<String>,
+    /// Refuse every Deployment apply (422), as for an invalid quantity.
+    pub reject_apply: bool,
 }
 
 /// One request the fake API server received.
@@ -246,6 +250,11 @@ fn not_found(what: &str) -> Response<Body> {
 fn answer(world: &World, call: &Call) -> Response<Body> {
     let deployments = "/apis/apps/v1/namespaces/testns/deployments/";
     match call.method.as_str() {
+        "PATCH" if call.path.starts_with(deployments) && world.reject_apply => respond(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                    "message": "quantities must match the regular expression", "reason": "Invalid", "code": 422}),
+        ),
         "PATCH" if call.path.starts_with(deployments) => {
             // Server-side apply answers with the object, including its status.
             let mut body = call.body.clone();
@@ -273,6 +282,9 @@ fn answer(world: &World, call: &Call) -> Response<Body> {
         }
         "DELETE" if call.path.starts_with(PODS) => {
             let name = call.path.rsplit('/').next().unwrap_or_default();
+            if world.vanished.iter().any(|v| v == name) {
+                return not_found(name);
+            }
             match world.pods.iter().find(|p| p.metadata.name.as_deref() == Some(name)) {
                 Some(p) => respond(StatusCode::OK, &serde_json::to_value(p).unwrap()),
                 None => not_found(name),
@@ -311,8 +323,8 @@ pub fn context(world: World, zk: Result<FarmState, String>) -> (Arc<Context>, Ap
         targets: Mutex::new(Vec::new()),
     });
     let ctx = Context::new(
-        client.clone(),
-        Recorder::new(client, reporter),
+        client,
+        reporter,
         farms.clone(),
         Arc::new(Metrics::default()),
         Duration::from_secs(10),

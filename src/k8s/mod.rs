@@ -28,7 +28,7 @@ use clap::{ArgAction, Args};
 use futures::StreamExt as _;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::{watcher, Controller};
 use kube::Client;
 use kube_lease_manager::LeaseManagerBuilder;
@@ -161,17 +161,14 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     }
     metrics.leading.store(true, Ordering::Relaxed);
 
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: build::FIELD_MANAGER.into(),
-            instance: Some(identity.clone()),
-        },
-    );
+    let reporter = Reporter {
+        controller: build::FIELD_MANAGER.into(),
+        instance: Some(identity.clone()),
+    };
     let reader = Arc::new(farmstate::ZkFarmReader::new(args.zk_connect_timeout));
     let ctx = Arc::new(controller::Context::new(
         client.clone(),
-        recorder,
+        reporter,
         reader,
         metrics.clone(),
         args.resync,

@@ -429,3 +429,93 @@ async fn chaos_pauses_when_zookeeper_cannot_be_read() {
         "paused: the farm's ZooKeeper state cannot be read"
     );
 }
+
+#[tokio::test]
+async fn chaos_fixed_mode_deletes_several_pods_up_to_max_kills() {
+    let f = chaos_farm(|c| {
+        c.mode = ChaosMode::Fixed;
+        c.value = 3;
+        c.max_kills = 2;
+    });
+    let pods = (1..=4)
+        .map(|i| pod("demo", &format!("demo-worker-{i}"), Role::Worker))
+        .collect();
+    let (calls, _) = reconcile_once(&f, chaos_world(pods), Ok(healthy_state())).await;
+    assert_eq!(calls.deletes().len(), 2, "{:?}", calls.summary());
+    let status = calls.status();
+    assert_eq!(status["chaos"]["kills"], 2);
+    assert_eq!(status["chaos"]["lastActions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        calls
+            .find("POST", EVENTS)
+            .iter()
+            .filter(|c| c.body["reason"] == "ChaosKill")
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_victim_that_vanished_before_the_delete_is_not_counted() {
+    let f = chaos_farm(|_| {});
+    let world = World {
+        vanished: vec!["demo-worker-1".into()],
+        ..chaos_world(vec![pod("demo", "demo-worker-1", Role::Worker)])
+    };
+    let (calls, _) = reconcile_once(&f, world, Ok(healthy_state())).await;
+    assert_eq!(calls.deletes().len(), 1);
+    let status = calls.status();
+    assert_eq!(status["chaos"]["kills"], 0);
+    assert!(status["chaos"]["lastActions"].as_array().unwrap().is_empty());
+    assert!(!calls.event_reasons().contains(&"ChaosKill".to_string()));
+}
+
+#[tokio::test]
+async fn the_action_history_keeps_the_newest_ten() {
+    let f = chaos_farm(|_| {});
+    let world = chaos_world(vec![pod("demo", "demo-worker-1", Role::Worker)]);
+    let mut status = first_status(&f, world.clone(), Ok(healthy_state())).await;
+    let old: Vec<Value> = (0..10)
+        .map(|i| serde_json::json!({"time": "2027-01-15T07:00:00Z", "pod": format!("old-{i}"), "role": "worker", "action": "delete", "dryRun": false}))
+        .collect();
+    status["chaos"]["lastActions"] = Value::Array(old);
+    status["chaos"]["lastRunTime"] = Value::String("2027-01-15T07:00:00Z".into());
+    status["chaos"]["lastKillTime"] = Value::String("2027-01-15T07:00:00Z".into());
+    status["chaos"]["completedAtLastKill"] = 50.into();
+    let (calls, _) = reconcile_once(&reconciled(f, status), world, Ok(healthy_state())).await;
+    let actions = calls.status()["chaos"]["lastActions"].as_array().unwrap().clone();
+    assert_eq!(actions.len(), 10);
+    assert_eq!(actions[0]["pod"], "old-1");
+    assert_eq!(actions[9]["pod"], "demo-worker-1");
+}
+
+#[tokio::test]
+async fn a_refused_apply_fails_the_reconcile_and_backs_off() {
+    use super::controller::error_policy;
+    use kube::runtime::controller::Action;
+    use std::time::Duration;
+    let f = Arc::new(farm("demo", |_| {}));
+    let world = World {
+        farm: Some((*f).clone()),
+        reject_apply: true,
+        ..World::default()
+    };
+    let (ctx, server, _) = context(world, Ok(healthy_state()));
+    let err = super::controller::reconcile(f.clone(), ctx.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("quantities"), "{err}");
+    assert_eq!(
+        error_policy(f.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        error_policy(f.clone(), &err, ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    assert!(ctx
+        .metrics
+        .render()
+        .contains("taskfarm_controller_reconcile_errors_total 2"));
+    drop(ctx);
+    let calls = server.finish().await;
+    calls.none("PATCH", &status_path("demo"));
+}
