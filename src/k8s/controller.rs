@@ -225,269 +225,41 @@ fn is_true(conditions: &[Condition], type_: &str) -> bool {
 
 pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Result<Action, Error> {
     let ns = farm.namespace().ok_or(Error::NoNamespace)?;
-    let name = farm.name_any();
     // Deletion: the garbage collector removes the Deployments through their owner references.
     if farm.meta().deletion_timestamp.is_some() {
-        ctx.metrics.forget_farm(&ns, &name);
+        ctx.metrics.forget_farm(&ns, &farm.name_any());
         return Ok(Action::await_change());
     }
-    let spec = &farm.spec;
-    let generation = farm.metadata.generation;
-    let now_text = rfc3339(now);
     let old = farm.status.clone().unwrap_or_default();
-    let mut status = old.clone();
-    status.observed_generation = generation;
-    status.worker_selector = build::selector_string(&name, Role::Worker);
+    let mut r = Reconciliation {
+        ctx,
+        farm,
+        name: farm.name_any(),
+        ns,
+        now,
+        now_text: rfc3339(now),
+        status: old.clone(),
+        old,
+    };
+    r.status.observed_generation = farm.metadata.generation;
+    r.status.worker_selector = build::selector_string(&r.name, Role::Worker);
 
-    if let Err(problem) = validate(spec) {
-        let already = condition(&old.conditions, "Ready").is_some_and(|c| c.reason == "InvalidSpec");
-        set_condition(
-            &mut status.conditions,
-            "Ready",
-            false,
-            "InvalidSpec",
-            problem.clone(),
-            &now_text,
-            generation,
-        );
-        let msg = "the spec is invalid".to_string();
-        set_condition(
-            &mut status.conditions,
-            "ChaosRunning",
-            false,
-            "InvalidSpec",
-            msg,
-            &now_text,
-            generation,
-        );
-        if !already {
-            ctx.publish(farm, EventType::Warning, "InvalidSpec", "Validate", problem.clone())
-                .await;
-        }
-        tracing::warn!(taskfarm = %name, namespace = %ns, problem, "invalid TaskFarm spec; nothing applied");
-        patch_status_if_changed(ctx, farm, &old, &status).await?;
+    if let Err(problem) = validate(&farm.spec) {
+        r.invalid(problem).await;
+        r.write_status().await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-
-    // Apply the role Deployments (server-side apply: we own exactly the fields we set).
-    let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let mut ready = [0i32; 3];
-    for (i, role) in DEPLOYED_ROLES.into_iter().enumerate() {
-        let desired = build::deployment(farm, role);
-        let applied = deployments
-            .patch(&build::deployment_name(&name, role), &params, &Patch::Apply(&desired))
-            .await?;
-        ready[i] = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
-    }
-    [status.ready_masters, status.ready_workers, status.ready_clients] = ready;
-    let desired = RoleCounts {
-        masters: build::desired_replicas(farm, Role::Master),
-        workers: build::desired_replicas(farm, Role::Worker),
-        clients: build::desired_replicas(farm, Role::Client),
-    };
-    status.desired = Some(desired.clone());
-    match &old.desired {
-        None => {
-            let note = format!(
-                "applied Deployments {name}-master/-worker/-client with {}/{}/{} replicas",
-                desired.masters, desired.workers, desired.clients
-            );
-            ctx.publish(farm, EventType::Normal, "Created", "Apply", note).await;
-        }
-        Some(before) if *before != desired => {
-            let note = format!(
-                "masters {}→{}, workers {}→{}, clients {}→{}{}",
-                before.masters,
-                desired.masters,
-                before.workers,
-                desired.workers,
-                before.clients,
-                desired.clients,
-                if spec.suspend { " (suspended)" } else { "" }
-            );
-            tracing::info!(taskfarm = %name, namespace = %ns, %note, "scaled");
-            ctx.publish(farm, EventType::Normal, "Scaled", "Scale", note).await;
-        }
-        Some(_) => {}
-    }
-
-    // Observe the farm from ZooKeeper.
-    let target = ZkTarget {
-        connect: qualify_connect(&spec.zookeeper.connect, &ns),
-        session_timeout: Duration::from_secs(spec.zookeeper.session_timeout_seconds.max(2) as u64),
-    };
-    let farm_state = match ctx.farms.read(&target).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            Metrics::inc(&ctx.metrics.zookeeper_errors);
-            tracing::warn!(taskfarm = %name, namespace = %ns, zk = %target.connect, error = %format!("{e:#}"), "cannot read the farm from ZooKeeper");
-            None
-        }
-    };
-    if let Some(s) = &farm_state {
-        observe(ctx, farm, &old, &mut status, s, &now_text).await;
-    }
-
-    // Steady state after the last kill.
+    let desired = r.apply_roles().await?;
+    let farm_state = r.observe().await;
     let steady = farm_state
         .as_ref()
-        .map(|s| chaos::steady_state(&spec.chaos, &old.chaos, desired.masters, s, now));
-    let was_degraded = is_true(&old.conditions, "Degraded");
-    match &steady {
-        Some(SteadyState::NoProgress(msg)) | Some(SteadyState::FailoverTooSlow(msg)) => {
-            let reason = if matches!(steady, Some(SteadyState::NoProgress(_))) {
-                "NoProgress"
-            } else {
-                "FailoverTooSlow"
-            };
-            set_condition(
-                &mut status.conditions,
-                "Degraded",
-                true,
-                reason,
-                msg.clone(),
-                &now_text,
-                generation,
-            );
-            if !was_degraded {
-                tracing::warn!(taskfarm = %name, namespace = %ns, reason, message = %msg, "farm degraded");
-                ctx.publish(farm, EventType::Warning, "Degraded", "SteadyStateCheck", msg.clone())
-                    .await;
-            }
-        }
-        Some(SteadyState::Recovering) => {
-            let msg = "recovering from the last chaos kill, within the bounds".to_string();
-            set_condition(
-                &mut status.conditions,
-                "Degraded",
-                false,
-                "Recovering",
-                msg,
-                &now_text,
-                generation,
-            );
-        }
-        Some(SteadyState::Healthy) => {
-            let msg = "tasks complete and a leader is in place".to_string();
-            set_condition(
-                &mut status.conditions,
-                "Degraded",
-                false,
-                "SteadyState",
-                msg,
-                &now_text,
-                generation,
-            );
-        }
-        // Unknown: keep whatever was there (the Ready condition says ZooKeeper is unreachable).
-        None => {}
-    }
-
-    // Chaos.
-    let chaos_on = spec.chaos.enabled && !spec.suspend;
-    let mut next_chaos = None;
-    if chaos_on {
-        let remembered = ctx.remember(farm, |m| m.last_chaos_run);
-        let recorded = old
-            .chaos
-            .last_run_time
-            .as_deref()
-            .and_then(|t| t.parse::<Timestamp>().ok());
-        let last_run = remembered.max(recorded);
-        if chaos::due(last_run, spec.chaos.interval_seconds, now) {
-            ctx.remember(farm, |m| m.last_chaos_run = Some(now));
-            status.chaos.last_run_time = Some(now_text.clone());
-            Metrics::inc(&ctx.metrics.chaos_runs);
-            let degraded = steady.as_ref().is_some_and(SteadyState::is_broken);
-            if spec.chaos.guards.pause_when_degraded && (farm_state.is_none() || degraded) {
-                let why = if degraded {
-                    "paused: the farm is Degraded"
-                } else {
-                    "paused: the farm's ZooKeeper state cannot be read"
-                };
-                tracing::info!(taskfarm = %name, namespace = %ns, why, "chaos run skipped");
-                status.chaos.last_skip_reason = Some(why.into());
-                Metrics::inc(&ctx.metrics.chaos_guarded);
-            } else {
-                chaos_run(ctx, farm, &mut status, now).await?;
-            }
-            next_chaos = Some(spec.chaos.interval_seconds);
-        } else {
-            next_chaos = Some(chaos::seconds_until_due(last_run, spec.chaos.interval_seconds, now));
-        }
-    }
-
-    // Conditions.
-    let ready_msg = format!(
-        "masters {}/{}, workers {}/{}, clients {}/{}",
-        ready[0], desired.masters, ready[1], desired.workers, ready[2], desired.clients
-    );
-    let (ok, reason, msg) = if spec.suspend {
-        (
-            false,
-            "Suspended",
-            "spec.suspend is true: every role is scaled to 0".to_string(),
-        )
-    } else if farm_state.is_none() {
-        let msg = format!("cannot read the farm from ZooKeeper at {}", target.connect);
-        (false, "ZooKeeperUnreachable", msg)
-    } else if ready[0] < desired.masters || ready[1] < desired.workers || ready[2] < desired.clients {
-        (false, "RolesNotReady", ready_msg)
-    } else if desired.masters > 0 && status.leader.is_none() {
-        (false, "NoLeader", "no master leads yet".to_string())
-    } else {
-        (true, "FarmReady", ready_msg)
-    };
-    set_condition(&mut status.conditions, "Ready", ok, reason, msg, &now_text, generation);
-    let (on, reason, msg) = match (spec.chaos.enabled, spec.suspend, spec.chaos.dry_run) {
-        (false, _, _) => (false, "Disabled", "spec.chaos.enabled is false".to_string()),
-        (true, true, _) => (
-            false,
-            "Suspended",
-            "chaos stops while the farm is suspended".to_string(),
-        ),
-        (true, false, dry) => (
-            true,
-            if dry { "DryRun" } else { "Enabled" },
-            format!(
-                "every {}s against {}",
-                spec.chaos.interval_seconds,
-                spec.chaos
-                    .targets
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
-        ),
-    };
-    set_condition(
-        &mut status.conditions,
-        "ChaosRunning",
-        on,
-        reason,
-        msg,
-        &now_text,
-        generation,
-    );
-
-    ctx.metrics.set_farm(
-        &ns,
-        &name,
-        FarmGauges {
-            ready_masters: ready[0].into(),
-            ready_workers: ready[1].into(),
-            ready_clients: ready[2].into(),
-            live_workers: status.live_workers,
-            pending: status.pending,
-            running: status.running,
-            completed: status.completed,
-            epoch: status.epoch.unwrap_or(0),
-            degraded: is_true(&status.conditions, "Degraded"),
-        },
-    );
-    patch_status_if_changed(ctx, farm, &old, &status).await?;
+        .map(|s| chaos::steady_state(&farm.spec.chaos, &r.old.chaos, desired.masters, s, now));
+    r.judge_steady_state(steady.as_ref()).await;
+    let next_chaos = r.chaos(farm_state.is_some(), steady.as_ref()).await?;
+    r.set_ready(&desired, farm_state.is_some());
+    r.set_chaos_running();
+    r.export_metrics();
+    r.write_status().await?;
 
     let mut requeue = ctx.resync;
     if let Some(s) = next_chaos {
@@ -496,129 +268,385 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
     Ok(Action::requeue(requeue))
 }
 
-/// Copies the ZooKeeper view into the status and reports a leader change.
-async fn observe(
-    ctx: &Context,
-    farm: &TaskFarm,
-    old: &TaskFarmStatus,
-    status: &mut TaskFarmStatus,
-    s: &FarmState,
-    now_text: &str,
-) {
-    status.leader = s.leader.clone();
-    // The epoch stays at the last leader's while there is none, so that a change of leader
-    // across a leaderless gap is still seen.
-    if s.epoch.is_some() {
-        status.epoch = s.epoch;
-    }
-    status.live_workers = s.live_workers;
-    status.pending = s.pending;
-    status.running = s.running;
-    status.completed = s.completed.max(0);
-    status.failovers = s.failovers;
-    let since = s
-        .leader_since_ms
-        .and_then(|ms| Timestamp::from_millisecond(ms as i64).ok())
-        .map(rfc3339);
-    match (old.epoch, s.epoch) {
-        (Some(before), Some(after)) if before != after => {
-            status.last_failover_time = Some(since.unwrap_or_else(|| now_text.to_string()));
-            let note = format!(
-                "leader is now {} (epoch {after}, was epoch {before}{})",
-                s.leader.as_deref().unwrap_or("?"),
-                old.leader.as_deref().map(|l| format!(", {l}")).unwrap_or_default()
-            );
-            tracing::info!(taskfarm = %farm.name_any(), %note, "leader changed");
-            ctx.publish(farm, EventType::Normal, "LeaderChanged", "Observe", note)
-                .await;
-        }
-        _ => {
-            if status.last_failover_time.is_none() && s.failovers > 0 {
-                status.last_failover_time = since;
-            }
-        }
-    }
+/// One reconcile of one farm: the old status, the status being built, and the steps.
+struct Reconciliation<'a> {
+    ctx: &'a Context,
+    farm: &'a TaskFarm,
+    name: String,
+    ns: String,
+    now: Timestamp,
+    now_text: String,
+    old: TaskFarmStatus,
+    status: TaskFarmStatus,
 }
 
-/// One chaos run: list the farm's pods, choose, delete (or pretend to), record.
-async fn chaos_run(ctx: &Context, farm: &TaskFarm, status: &mut TaskFarmStatus, now: Timestamp) -> Result<(), Error> {
-    let spec = &farm.spec.chaos;
-    let name = farm.name_any();
-    let ns = farm.namespace().ok_or(Error::NoNamespace)?;
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    // The label selector is the first fence; chaos::select checks the label again.
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("{LABEL_FARM}={name}")))
-        .await?;
-    let views: Vec<PodView> = listed.items.iter().map(PodView::of).collect();
-    let plan = {
-        let mut rng = rand::rng();
-        chaos::select(spec, &name, farm.spec.zookeeper.replicas, &views, now, &mut rng)
-    };
-    status.chaos.last_skip_reason = plan.shortfall(spec.max_kills.max(0) as usize);
-    if let Some(why) = &status.chaos.last_skip_reason {
-        Metrics::inc(&ctx.metrics.chaos_guarded);
-        tracing::info!(taskfarm = %name, namespace = %ns, why, "chaos run held back");
+impl Reconciliation<'_> {
+    fn condition(&mut self, type_: &str, status: bool, reason: &str, message: String) {
+        let generation = self.farm.metadata.generation;
+        set_condition(
+            &mut self.status.conditions,
+            type_,
+            status,
+            reason,
+            message,
+            &self.now_text,
+            generation,
+        );
     }
-    let now_text = rfc3339(now);
-    for victim in plan.victims {
-        let role = victim.role.as_str();
-        if spec.dry_run {
-            Metrics::inc(&ctx.metrics.chaos_dry_runs);
-            tracing::info!(taskfarm = %name, namespace = %ns, pod = %victim.pod, role, dry_run = true, "chaos would delete a pod");
-            let note = format!("dry run: would delete pod {} ({role})", victim.pod);
-            ctx.publish(farm, EventType::Normal, "ChaosDryRun", "Delete", note)
-                .await;
-        } else {
-            let params = DeleteParams {
-                grace_period_seconds: Some(spec.grace_period_seconds.clamp(0, 3600) as u32),
-                // Delete the very pod that was judged, not a namesake created since.
-                preconditions: victim.uid.clone().map(|uid| Preconditions {
-                    uid: Some(uid),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
-            };
-            match pods.delete(&victim.pod, &params).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
-                    tracing::info!(taskfarm = %name, pod = %victim.pod, "chaos victim already gone");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-            Metrics::inc(&ctx.metrics.chaos_kills);
-            status.chaos.kills += 1;
-            status.chaos.last_kill_time = Some(now_text.clone());
-            status.chaos.completed_at_last_kill = status.completed;
-            tracing::warn!(
-                taskfarm = %name,
-                namespace = %ns,
-                pod = %victim.pod,
-                role,
-                grace_period_s = spec.grace_period_seconds,
-                kills = status.chaos.kills,
-                "chaos deleted a pod"
-            );
-            let note = format!(
-                "deleted pod {} ({role}) with a {}s grace period",
-                victim.pod, spec.grace_period_seconds
-            );
-            let related = pod_ref(&ns, &victim);
-            ctx.publish_related(farm, EventType::Normal, "ChaosKill", "Delete", note, related)
+
+    async fn invalid(&mut self, problem: String) {
+        let already = condition(&self.old.conditions, "Ready").is_some_and(|c| c.reason == "InvalidSpec");
+        self.condition("Ready", false, "InvalidSpec", problem.clone());
+        self.condition("ChaosRunning", false, "InvalidSpec", "the spec is invalid".into());
+        tracing::warn!(taskfarm = %self.name, namespace = %self.ns, problem, "invalid TaskFarm spec; nothing applied");
+        if !already {
+            let farm = self.farm;
+            self.ctx
+                .publish(farm, EventType::Warning, "InvalidSpec", "Validate", problem)
                 .await;
         }
-        status.chaos.last_actions.push(ChaosAction {
-            time: now_text.clone(),
-            pod: victim.pod,
-            role: role.into(),
-            action: "delete".into(),
-            dry_run: spec.dry_run,
-        });
     }
-    let excess = status.chaos.last_actions.len().saturating_sub(MAX_ACTIONS);
-    status.chaos.last_actions.drain(..excess);
-    Ok(())
+
+    /// Server-side applies the role Deployments (we own exactly the fields we set) and notes
+    /// their readiness; says so when the replicas changed.
+    async fn apply_roles(&mut self) -> Result<RoleCounts, Error> {
+        let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let mut ready = [0i32; 3];
+        for (i, role) in DEPLOYED_ROLES.into_iter().enumerate() {
+            let desired = build::deployment(self.farm, role);
+            let applied = deployments
+                .patch(
+                    &build::deployment_name(&self.name, role),
+                    &params,
+                    &Patch::Apply(&desired),
+                )
+                .await?;
+            ready[i] = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
+        }
+        [
+            self.status.ready_masters,
+            self.status.ready_workers,
+            self.status.ready_clients,
+        ] = ready;
+        let desired = RoleCounts {
+            masters: build::desired_replicas(self.farm, Role::Master),
+            workers: build::desired_replicas(self.farm, Role::Worker),
+            clients: build::desired_replicas(self.farm, Role::Client),
+        };
+        self.status.desired = Some(desired.clone());
+        let note = match &self.old.desired {
+            None => Some((
+                "Created",
+                "Apply",
+                format!(
+                    "applied Deployments {}-master/-worker/-client with {}/{}/{} replicas",
+                    self.name, desired.masters, desired.workers, desired.clients
+                ),
+            )),
+            Some(before) if *before != desired => Some((
+                "Scaled",
+                "Scale",
+                format!(
+                    "masters {}→{}, workers {}→{}, clients {}→{}{}",
+                    before.masters,
+                    desired.masters,
+                    before.workers,
+                    desired.workers,
+                    before.clients,
+                    desired.clients,
+                    if self.farm.spec.suspend { " (suspended)" } else { "" }
+                ),
+            )),
+            Some(_) => None,
+        };
+        if let Some((reason, action, note)) = note {
+            tracing::info!(taskfarm = %self.name, namespace = %self.ns, %note, "{}", reason.to_lowercase());
+            self.ctx
+                .publish(self.farm, EventType::Normal, reason, action, note)
+                .await;
+        }
+        Ok(desired)
+    }
+
+    /// Reads the farm from ZooKeeper into the status; `None` when it cannot be read (the last
+    /// known view stays).
+    async fn observe(&mut self) -> Option<FarmState> {
+        let zk = &self.farm.spec.zookeeper;
+        let target = ZkTarget {
+            connect: qualify_connect(&zk.connect, &self.ns),
+            session_timeout: Duration::from_secs(zk.session_timeout_seconds.max(2) as u64),
+        };
+        let s = match self.ctx.farms.read(&target).await {
+            Ok(s) => s,
+            Err(e) => {
+                Metrics::inc(&self.ctx.metrics.zookeeper_errors);
+                tracing::warn!(taskfarm = %self.name, namespace = %self.ns, zk = %target.connect,
+                    error = %format!("{e:#}"), "cannot read the farm from ZooKeeper");
+                return None;
+            }
+        };
+        let status = &mut self.status;
+        status.leader = s.leader.clone();
+        // The epoch stays at the last leader's while there is none, so that a change of
+        // leader across a leaderless gap is still seen.
+        if s.epoch.is_some() {
+            status.epoch = s.epoch;
+        }
+        status.live_workers = s.live_workers;
+        status.pending = s.pending;
+        status.running = s.running;
+        status.completed = s.completed.max(0);
+        status.failovers = s.failovers;
+        let since = s
+            .leader_since_ms
+            .and_then(|ms| Timestamp::from_millisecond(ms as i64).ok())
+            .map(rfc3339);
+        match (self.old.epoch, s.epoch) {
+            (Some(before), Some(after)) if before != after => {
+                status.last_failover_time = Some(since.unwrap_or_else(|| self.now_text.clone()));
+                let note = format!(
+                    "leader is now {} (epoch {after}, was epoch {before}{})",
+                    s.leader.as_deref().unwrap_or("?"),
+                    self.old.leader.as_deref().map(|l| format!(", {l}")).unwrap_or_default()
+                );
+                tracing::info!(taskfarm = %self.name, namespace = %self.ns, %note, "leader changed");
+                self.ctx
+                    .publish(self.farm, EventType::Normal, "LeaderChanged", "Observe", note)
+                    .await;
+            }
+            _ => {
+                if status.last_failover_time.is_none() && s.failovers > 0 {
+                    status.last_failover_time = since;
+                }
+            }
+        }
+        Some(s)
+    }
+
+    /// Sets `Degraded` from the steady-state verdict (left as it was when unknown), with a
+    /// Warning event when the farm becomes degraded.
+    async fn judge_steady_state(&mut self, steady: Option<&SteadyState>) {
+        let (degraded, reason, msg) = match steady {
+            Some(SteadyState::NoProgress(msg)) => (true, "NoProgress", msg.clone()),
+            Some(SteadyState::FailoverTooSlow(msg)) => (true, "FailoverTooSlow", msg.clone()),
+            Some(SteadyState::Recovering) => (
+                false,
+                "Recovering",
+                "recovering from the last chaos kill, within the bounds".into(),
+            ),
+            Some(SteadyState::Healthy) => (false, "SteadyState", "tasks complete and a leader is in place".into()),
+            None => return,
+        };
+        self.condition("Degraded", degraded, reason, msg.clone());
+        if degraded && !is_true(&self.old.conditions, "Degraded") {
+            tracing::warn!(taskfarm = %self.name, namespace = %self.ns, reason, message = %msg, "farm degraded");
+            self.ctx
+                .publish(self.farm, EventType::Warning, "Degraded", "SteadyStateCheck", msg)
+                .await;
+        }
+    }
+
+    /// Runs chaos when it is on and due; returns the seconds until the next run (None when off).
+    async fn chaos(&mut self, state_known: bool, steady: Option<&SteadyState>) -> Result<Option<i64>, Error> {
+        let spec = &self.farm.spec;
+        if !spec.chaos.enabled || spec.suspend {
+            return Ok(None);
+        }
+        let interval = spec.chaos.interval_seconds;
+        let remembered = self.ctx.remember(self.farm, |m| m.last_chaos_run);
+        let recorded = self
+            .old
+            .chaos
+            .last_run_time
+            .as_deref()
+            .and_then(|t| t.parse::<Timestamp>().ok());
+        let last_run = remembered.max(recorded);
+        if !chaos::due(last_run, interval, self.now) {
+            return Ok(Some(chaos::seconds_until_due(last_run, interval, self.now)));
+        }
+        let now = self.now;
+        self.ctx.remember(self.farm, |m| m.last_chaos_run = Some(now));
+        self.status.chaos.last_run_time = Some(self.now_text.clone());
+        Metrics::inc(&self.ctx.metrics.chaos_runs);
+        let degraded = steady.is_some_and(SteadyState::is_broken);
+        if spec.chaos.guards.pause_when_degraded && (!state_known || degraded) {
+            let why = if degraded {
+                "paused: the farm is Degraded"
+            } else {
+                "paused: the farm's ZooKeeper state cannot be read"
+            };
+            tracing::info!(taskfarm = %self.name, namespace = %self.ns, why, "chaos run skipped");
+            self.status.chaos.last_skip_reason = Some(why.into());
+            Metrics::inc(&self.ctx.metrics.chaos_guarded);
+        } else {
+            self.chaos_run().await?;
+        }
+        Ok(Some(interval))
+    }
+
+    /// One chaos run: list the farm's pods, choose, delete (or pretend to), record.
+    async fn chaos_run(&mut self) -> Result<(), Error> {
+        let (ctx, farm, ns, name) = (self.ctx, self.farm, self.ns.as_str(), self.name.as_str());
+        let spec = &farm.spec.chaos;
+        let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+        // The label selector is the first fence; chaos::select checks the label again.
+        let listed = pods
+            .list(&ListParams::default().labels(&format!("{LABEL_FARM}={name}")))
+            .await?;
+        let views: Vec<PodView> = listed.items.iter().map(PodView::of).collect();
+        let plan = {
+            let mut rng = rand::rng();
+            chaos::select(spec, name, farm.spec.zookeeper.replicas, &views, self.now, &mut rng)
+        };
+        let status = &mut self.status;
+        status.chaos.last_skip_reason = plan.shortfall(spec.max_kills.max(0) as usize);
+        if let Some(why) = &status.chaos.last_skip_reason {
+            Metrics::inc(&ctx.metrics.chaos_guarded);
+            tracing::info!(taskfarm = %name, namespace = %ns, why, "chaos run held back");
+        }
+        for victim in plan.victims {
+            let role = victim.role.as_str();
+            let related = pod_ref(ns, &victim);
+            if spec.dry_run {
+                Metrics::inc(&ctx.metrics.chaos_dry_runs);
+                tracing::info!(taskfarm = %name, namespace = %ns, pod = %victim.pod, role, dry_run = true, "chaos would delete a pod");
+                let note = format!("dry run: would delete pod {} ({role})", victim.pod);
+                ctx.publish_related(farm, EventType::Normal, "ChaosDryRun", "Delete", note, related)
+                    .await;
+            } else {
+                let params = DeleteParams {
+                    grace_period_seconds: Some(spec.grace_period_seconds.clamp(0, 3600) as u32),
+                    // Delete the very pod that was judged, not a namesake created since.
+                    preconditions: victim.uid.clone().map(|uid| Preconditions {
+                        uid: Some(uid),
+                        resource_version: None,
+                    }),
+                    ..DeleteParams::default()
+                };
+                match pods.delete(&victim.pod, &params).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                        tracing::info!(taskfarm = %name, pod = %victim.pod, "chaos victim already gone");
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                Metrics::inc(&ctx.metrics.chaos_kills);
+                status.chaos.kills += 1;
+                status.chaos.last_kill_time = Some(self.now_text.clone());
+                status.chaos.completed_at_last_kill = status.completed;
+                tracing::warn!(
+                    taskfarm = %name,
+                    namespace = %ns,
+                    pod = %victim.pod,
+                    role,
+                    grace_period_s = spec.grace_period_seconds,
+                    kills = status.chaos.kills,
+                    "chaos deleted a pod"
+                );
+                let note = format!(
+                    "deleted pod {} ({role}) with a {}s grace period",
+                    victim.pod, spec.grace_period_seconds
+                );
+                ctx.publish_related(farm, EventType::Normal, "ChaosKill", "Delete", note, related)
+                    .await;
+            }
+            status.chaos.last_actions.push(ChaosAction {
+                time: self.now_text.clone(),
+                pod: victim.pod,
+                role: role.into(),
+                action: "delete".into(),
+                dry_run: spec.dry_run,
+            });
+        }
+        let excess = status.chaos.last_actions.len().saturating_sub(MAX_ACTIONS);
+        status.chaos.last_actions.drain(..excess);
+        Ok(())
+    }
+
+    fn set_ready(&mut self, desired: &RoleCounts, state_known: bool) {
+        let s = &self.status;
+        let ready = [s.ready_masters, s.ready_workers, s.ready_clients];
+        let counts = format!(
+            "masters {}/{}, workers {}/{}, clients {}/{}",
+            ready[0], desired.masters, ready[1], desired.workers, ready[2], desired.clients
+        );
+        let (ok, reason, msg) = if self.farm.spec.suspend {
+            (
+                false,
+                "Suspended",
+                "spec.suspend is true: every role is scaled to 0".into(),
+            )
+        } else if !state_known {
+            (
+                false,
+                "ZooKeeperUnreachable",
+                format!(
+                    "cannot read the farm from ZooKeeper at {}",
+                    qualify_connect(&self.farm.spec.zookeeper.connect, &self.ns)
+                ),
+            )
+        } else if ready[0] < desired.masters || ready[1] < desired.workers || ready[2] < desired.clients {
+            (false, "RolesNotReady", counts)
+        } else if desired.masters > 0 && s.leader.is_none() {
+            (false, "NoLeader", "no master leads yet".into())
+        } else {
+            (true, "FarmReady", counts)
+        };
+        self.condition("Ready", ok, reason, msg);
+    }
+
+    fn set_chaos_running(&mut self) {
+        let chaos = &self.farm.spec.chaos;
+        let (on, reason, msg) = match (chaos.enabled, self.farm.spec.suspend) {
+            (false, _) => (false, "Disabled", "spec.chaos.enabled is false".into()),
+            (true, true) => (false, "Suspended", "chaos stops while the farm is suspended".into()),
+            (true, false) => {
+                let targets: Vec<&str> = chaos.targets.iter().map(|r| r.as_str()).collect();
+                let msg = format!("every {}s against {}", chaos.interval_seconds, targets.join(","));
+                (true, if chaos.dry_run { "DryRun" } else { "Enabled" }, msg)
+            }
+        };
+        self.condition("ChaosRunning", on, reason, msg);
+    }
+
+    fn export_metrics(&self) {
+        let s = &self.status;
+        let gauges = FarmGauges {
+            ready_masters: s.ready_masters.into(),
+            ready_workers: s.ready_workers.into(),
+            ready_clients: s.ready_clients.into(),
+            live_workers: s.live_workers,
+            pending: s.pending,
+            running: s.running,
+            completed: s.completed,
+            epoch: s.epoch.unwrap_or(0),
+            degraded: is_true(&s.conditions, "Degraded"),
+        };
+        self.ctx.metrics.set_farm(&self.ns, &self.name, gauges);
+    }
+
+    /// Writes the status only when it differs from what is there: an unconditional write
+    /// would wake the controller again and loop.
+    async fn write_status(&self) -> Result<(), Error> {
+        if self.farm.status.is_some() && self.old == self.status {
+            return Ok(());
+        }
+        let api: Api<TaskFarm> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let patch = serde_json::json!({
+            "apiVersion": format!("{}/{}", super::crd::GROUP, super::crd::VERSION),
+            "kind": "TaskFarm",
+            "status": self.status,
+        });
+        api.patch_status(
+            &self.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 fn pod_ref(namespace: &str, victim: &chaos::Victim) -> Option<ObjectReference> {
@@ -630,32 +658,6 @@ fn pod_ref(namespace: &str, victim: &chaos::Victim) -> Option<ObjectReference> {
         uid: victim.uid.clone(),
         ..ObjectReference::default()
     })
-}
-
-/// Writes the status only when it differs from what is there: an unconditional write would
-/// wake the controller again and loop.
-async fn patch_status_if_changed(
-    ctx: &Context,
-    farm: &TaskFarm,
-    old: &TaskFarmStatus,
-    new: &TaskFarmStatus,
-) -> Result<(), Error> {
-    if farm.status.is_some() && old == new {
-        return Ok(());
-    }
-    let api: Api<TaskFarm> = Api::namespaced(ctx.client.clone(), &farm.namespace().ok_or(Error::NoNamespace)?);
-    let patch = serde_json::json!({
-        "apiVersion": format!("{}/{}", super::crd::GROUP, super::crd::VERSION),
-        "kind": "TaskFarm",
-        "status": new,
-    });
-    api.patch_status(
-        &farm.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

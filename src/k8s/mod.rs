@@ -179,10 +179,18 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .owns(deployments, children)
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(controller::reconcile, controller::error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(taskfarm = %obj.name, "reconciled"),
-                Err(e) => tracing::debug!(error = %e, "reconcile round failed"),
+        .for_each(|result| {
+            let metrics = metrics.clone();
+            async move {
+                match result {
+                    Ok((obj, _)) => tracing::debug!(taskfarm = %obj.name, "reconciled"),
+                    // A requeue of a farm that was deleted since: its gauges go with it.
+                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                        metrics.forget_farm(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
+                        tracing::debug!(taskfarm = %obj.name, "farm gone");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "reconcile round failed"),
+                }
             }
         });
 
