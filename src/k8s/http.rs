@@ -225,4 +225,47 @@ mod tests {
             assert!(!name.is_empty() && value.parse::<f64>().is_ok(), "{line}");
         }
     }
+
+    /// A raw HTTP/1.1 GET against the real server (no client library needed).
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    }
+
+    #[tokio::test]
+    async fn the_server_answers_healthz_and_metrics_and_stops_on_shutdown() {
+        let metrics = Arc::new(Metrics::default());
+        Metrics::inc(&metrics.chaos_runs);
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, metrics, async {
+            let _ = stopped.await;
+        }));
+        let health = get(addr, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        assert!(health.ends_with("ok\n"), "{health}");
+        let text = get(addr, "/metrics").await;
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.to_lowercase().contains("content-type: text/plain; version=0.0.4"),
+            "{text}"
+        );
+        assert!(text.contains("taskfarm_chaos_runs_total 1"), "{text}");
+        assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_fails_at_bind_time() {
+        let first = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let err = bind(first.local_addr().unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("binding the HTTP address"), "{err}");
+    }
 }
