@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn pod_views_read_labels_readiness_termination_and_age() {
+        use crate::k8s::fixtures;
+        let p = fixtures::pod("demo", "demo-worker-1", Role::Worker);
+        let v = PodView::of(&p);
+        assert_eq!(v.name, "demo-worker-1");
+        assert_eq!((v.farm.as_deref(), v.role), (Some("demo"), Some(Role::Worker)));
+        assert!(v.ready && !v.terminating);
+        assert_eq!(v.created, Some(at(fixtures::NOW - 3600)));
+        assert!(!PodView::of(&fixtures::not_ready(p.clone())).ready);
+        let mut going = p.clone();
+        going.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(NOW)));
+        assert!(PodView::of(&going).terminating);
+        let mut odd = p;
+        odd.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_COMPONENT.into(), "sidecar".into());
+        assert_eq!(PodView::of(&odd).role, None);
+    }
+
+    #[test]
     fn modes_ask_for_one_a_fixed_number_or_a_percentage() {
         assert_eq!(wanted(ChaosMode::One, 5, 10), 1);
         assert_eq!(wanted(ChaosMode::Fixed, 3, 10), 3);

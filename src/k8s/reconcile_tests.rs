@@ -519,3 +519,30 @@ async fn a_refused_apply_fails_the_reconcile_and_backs_off() {
     let calls = server.finish().await;
     calls.none("PATCH", &status_path("demo"));
 }
+
+#[tokio::test]
+async fn the_next_reconcile_comes_at_the_resync_or_when_chaos_is_due() {
+    use kube::runtime::controller::Action;
+    use std::time::Duration;
+    let requeue_after = |f: TaskFarm| async move {
+        let world = World {
+            farm: Some(f.clone()),
+            ..World::default()
+        };
+        let (ctx, server, _) = context(world, Ok(healthy_state()));
+        let action = reconcile_at(&f, &ctx, at(NOW)).await.unwrap();
+        drop(ctx);
+        server.finish().await;
+        action
+    };
+    // Without chaos: the resync period of the test context (10s).
+    let plain = farm("demo", |_| {});
+    assert_eq!(requeue_after(plain).await, Action::requeue(Duration::from_secs(10)));
+    // Chaos due in 4s: sooner than the resync.
+    let f = chaos_farm(|c| c.interval_seconds = 60);
+    let mut status = TaskFarmStatus::default();
+    status.chaos.last_run_time = Some("2027-01-15T07:59:04Z".into());
+    let mut soon = f.clone();
+    soon.status = Some(status);
+    assert_eq!(requeue_after(soon).await, Action::requeue(Duration::from_secs(4)));
+}
