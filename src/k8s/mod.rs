@@ -189,7 +189,10 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
                         metrics.forget_farm(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
                         tracing::debug!(taskfarm = %obj.name, "farm gone");
                     }
-                    Err(e) => tracing::debug!(error = %e, "reconcile round failed"),
+                    // Already logged by error_policy.
+                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                    // Watch errors (RBAC, API server away): kube retries, but people must see them.
+                    Err(e) => tracing::warn!(error = %e, "controller watch error"),
                 }
             }
         });
