@@ -43,6 +43,11 @@ struct Memory {
     last_chaos_run: Option<Timestamp>,
     /// Consecutive failures, for the error backoff.
     failures: u32,
+    /// The status we last wrote and the resourceVersion the object had before that write.
+    /// A reconcile that still sees that resourceVersion runs on a cached object older than
+    /// our write (the watch event is on its way) and starts from what we wrote instead, so
+    /// that events are not published twice.
+    written: Option<(String, TaskFarmStatus)>,
 }
 
 pub struct Context {
@@ -230,7 +235,11 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
         ctx.metrics.forget_farm(&ns, &farm.name_any());
         return Ok(Action::await_change());
     }
-    let old = farm.status.clone().unwrap_or_default();
+    let ours = ctx.remember(farm, |m| m.written.clone());
+    let (old, status_exists) = match (ours, farm.resource_version()) {
+        (Some((before, written)), Some(seen)) if before == seen => (written, true),
+        _ => (farm.status.clone().unwrap_or_default(), farm.status.is_some()),
+    };
     let mut r = Reconciliation {
         ctx,
         farm,
@@ -240,6 +249,7 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
         now_text: rfc3339(now),
         status: old.clone(),
         old,
+        status_exists,
     };
     r.status.observed_generation = farm.metadata.generation;
     r.status.worker_selector = build::selector_string(&r.name, Role::Worker);
@@ -278,6 +288,8 @@ struct Reconciliation<'a> {
     now_text: String,
     old: TaskFarmStatus,
     status: TaskFarmStatus,
+    /// Whether the object has a status at all (an empty one is still written once).
+    status_exists: bool,
 }
 
 impl Reconciliation<'_> {
@@ -630,7 +642,7 @@ impl Reconciliation<'_> {
     /// Writes the status only when it differs from what is there: an unconditional write
     /// would wake the controller again and loop.
     async fn write_status(&self) -> Result<(), Error> {
-        if self.farm.status.is_some() && self.old == self.status {
+        if self.status_exists && self.old == self.status {
             return Ok(());
         }
         let api: Api<TaskFarm> = Api::namespaced(self.ctx.client.clone(), &self.ns);
@@ -645,6 +657,10 @@ impl Reconciliation<'_> {
             &Patch::Apply(&patch),
         )
         .await?;
+        if let Some(before) = self.farm.resource_version() {
+            let written = self.status.clone();
+            self.ctx.remember(self.farm, |m| m.written = Some((before, written)));
+        }
         Ok(())
     }
 }

@@ -41,6 +41,7 @@ pub fn farm(name: &str, edit: impl FnOnce(&mut TaskFarmSpec)) -> TaskFarm {
     f.metadata.namespace = Some("testns".into());
     f.metadata.uid = Some(format!("uid-{name}"));
     f.metadata.generation = Some(1);
+    f.metadata.resource_version = Some("1".into());
     f
 }
 

@@ -546,3 +546,29 @@ async fn the_next_reconcile_comes_at_the_resync_or_when_chaos_is_due() {
     soon.status = Some(status);
     assert_eq!(requeue_after(soon).await, Action::requeue(Duration::from_secs(4)));
 }
+
+#[tokio::test]
+async fn a_reconcile_on_a_cache_older_than_our_write_repeats_nothing() {
+    // The watch event carrying our status write has not arrived yet: the second reconcile
+    // sees the same object (same resourceVersion) without status.
+    let f = chaos_farm(|_| {});
+    let world = World {
+        farm: Some(f.clone()),
+        ..chaos_world(vec![pod("demo", "demo-worker-1", Role::Worker)])
+    };
+    let (ctx, server, _) = context(world, Ok(healthy_state()));
+    reconcile_at(&f, &ctx, at(NOW)).await.unwrap();
+    reconcile_at(&f, &ctx, at(NOW + 1)).await.unwrap();
+    drop(ctx);
+    let calls = server.finish().await;
+    assert_eq!(calls.event_reasons(), ["Created", "ChaosKill"], "{:?}", calls.summary());
+    assert_eq!(calls.deletes().len(), 1);
+    // The second status write (the Degraded check now says Recovering) still counts one kill.
+    let writes = calls.find("PATCH", &status_path("demo"));
+    assert_eq!(writes.last().unwrap().body["status"]["chaos"]["kills"], 1);
+    let reason = |c: &&Call| condition(&c.body["status"], "Degraded").1;
+    assert_eq!(
+        writes.iter().map(reason).collect::<Vec<_>>(),
+        ["SteadyState", "Recovering"]
+    );
+}
