@@ -181,10 +181,11 @@ impl Ctx {
 }
 
 /// One running setup: ZooKeeper, the farm's processes, and an observer session.
+/// Fields drop in order: the observer and the processes go before the servers they talk to.
 struct Stage {
-    zk: ZkCluster,
-    farm: LocalFarm,
     observer: ZkSession,
+    farm: LocalFarm,
+    zk: ZkCluster,
     zk_label: String,
 }
 
@@ -399,24 +400,19 @@ async fn two_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let mut idle_pairs = 0;
     let mut previous_idle = false;
     let mut samples = 0;
-    let sampling = async {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tick.tick().await;
-            if let Some(s) = st.status().await {
-                samples += 1;
-                let idle = s.pending > 0 && s.free_workers > 0;
-                if idle && previous_idle {
-                    idle_pairs += 1;
-                }
-                previous_idle = idle;
-                if s.completed_total >= 2 * n {
-                    break;
-                }
+    let deadline = Instant::now() + LIMIT;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while Instant::now() < deadline && !(st.farm.exited("c1").is_some() && st.farm.exited("c2").is_some()) {
+        tick.tick().await;
+        if let Some(s) = st.status().await {
+            samples += 1;
+            let idle = s.pending > 0 && s.free_workers > 0;
+            if idle && previous_idle {
+                idle_pairs += 1;
             }
+            previous_idle = idle;
         }
-    };
-    let _ = tokio::time::timeout(LIMIT, sampling).await;
+    }
     let mut r = row("2-2-1", "two clients, workers compete");
     st.finish(&mut r, &["c1", "c2"]).await?;
     let reruns = count_reruns(&st, &["c1", "c2"]);

@@ -90,7 +90,7 @@ pub struct Index {
     free: VecDeque<String>,
     touched_tasks: Vec<String>,
     touched_workers: Vec<String>,
-    /// Tasks seen turning `done` while we lead.
+    /// Tasks seen turning `done` (or vanishing while running) while we lead.
     completed: u64,
     /// Foreign or garbled znodes already reported (reported once).
     reported: HashSet<String>,
@@ -162,7 +162,13 @@ impl Index {
             None => {
                 self.task_claims.remove(id);
                 self.reported.remove(&format!("/tasks/{id}"));
-                self.tasks.remove(id)
+                let gone = self.tasks.remove(id);
+                // A running task that vanishes was almost always finished and collected before
+                // we read its `done` record (or its client died: the count is approximate).
+                if gone.as_ref().is_some_and(|t| is_state(t, TaskState::Assigned)) {
+                    self.completed += 1;
+                }
+                gone
             }
         };
         // A vanished task frees the worker that ran it; a live one may need (re)scheduling.
