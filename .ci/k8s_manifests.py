@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Helpers for .ci/k8s-checks.sh (needs PyYAML and jsonschema, both installed with kubernetes-validate).
+
+  split RENDERED.yaml K8S_OUT.yaml CR_OUT.yaml
+      Splits a multi-document render into the built-in kinds (for kubernetes-validate, which has no
+      schema for custom resources) and the taskfarm.dev custom resources (validated by `crs`).
+  ownership FARM RENDERED.yaml...
+      The "never both" rule: each render has either a TaskFarm and the controller (operator mode)
+      or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither.
+  crs CRD.yaml FILE.yaml...
+      Validates every TaskFarm in the files against the CRD's openAPIV3Schema, rejecting unknown
+      fields as the API server's strict field validation (kubectl's default) does.
+"""
+
+import copy
+import sys
+
+import jsonschema
+import yaml
+
+CR_GROUP = "taskfarm.dev"
+
+
+def docs(path):
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.safe_load_all(f) if d]
+
+
+def dump(path, items):
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump_all(items, f, sort_keys=False)
+
+
+def is_cr(doc):
+    return str(doc.get("apiVersion", "")).split("/")[0] == CR_GROUP
+
+
+def cmd_split(src, k8s_out, cr_out):
+    all_docs = docs(src)
+    dump(k8s_out, [d for d in all_docs if not is_cr(d)])
+    dump(cr_out, [d for d in all_docs if is_cr(d)])
+    return 0
+
+
+def cmd_ownership(farm, *paths):
+    failures = 0
+    roles = {f"{farm}-{r}" for r in ("master", "worker", "client")}
+    for path in paths:
+        all_docs = docs(path)
+        names = {(d.get("kind"), d.get("metadata", {}).get("name")) for d in all_docs}
+        farms = [n for k, n in names if k == "TaskFarm"]
+        controller = ("Deployment", f"{farm}-controller") in names
+        role_deps = sorted(n for k, n in names if k == "Deployment" and n in roles)
+        if farms and controller and not role_deps:
+            mode = "operator mode: TaskFarm + controller, no role Deployments"
+        elif role_deps and not farms and not controller and len(role_deps) == 3:
+            mode = "plain mode: " + ", ".join(role_deps) + "; no TaskFarm, no controller"
+        else:
+            mode = None
+        if mode:
+            print(f"  ok  {path}: {mode}")
+        else:
+            failures += 1
+            print(f"  FAIL {path}: TaskFarms={farms} controller={controller} role Deployments={role_deps}")
+    return 1 if failures else 0
+
+
+def strict(schema):
+    """A copy of a structural schema in which objects with declared properties reject unknown ones."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return schema
+
+
+def cmd_crs(crd_path, *paths):
+    crd = docs(crd_path)[0]
+    spec = crd["spec"]
+    kind = spec["names"]["kind"]
+    group = spec["group"]
+    schemas = {f"{group}/{v['name']}": strict(v["schema"]["openAPIV3Schema"]) for v in spec["versions"]}
+    failures = checked = 0
+    for path in paths:
+        for d in docs(path):
+            if d.get("kind") != kind:
+                continue
+            checked += 1
+            name = d.get("metadata", {}).get("name")
+            schema = schemas.get(d.get("apiVersion"))
+            if schema is None:
+                failures += 1
+                print(f"  FAIL {path}: {kind}/{name}: apiVersion {d.get('apiVersion')} not served by the CRD")
+                continue
+            body = {k: v for k, v in d.items() if k not in ("apiVersion", "kind", "metadata")}
+            errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(body), key=str)
+            if errors:
+                failures += 1
+                for e in errors:
+                    where = "/".join(str(p) for p in e.absolute_path)
+                    print(f"  FAIL {path}: {kind}/{name}: {where}: {e.message}")
+            else:
+                print(f"  ok  {path}: {kind}/{name}")
+    if checked == 0:
+        print("  FAIL: no TaskFarm found to validate")
+        return 1
+    return 1 if failures else 0
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] not in ("split", "ownership", "crs"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    return {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs}[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
