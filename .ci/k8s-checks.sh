@@ -160,7 +160,7 @@ chaos_plain_refused() {
     echo "  plain mode with chaos rendered, but nothing would run the chaos"
     return 1
   fi
-  grep -q 'needs the controller' <<<"$out" && echo "  refused: ${out##*: }"
+  grep -q 'needs the controller' <<<"$out" && echo "  refused: $(grep -m1 -o 'farm.chaos.enabled needs.*' <<<"$out")"
 }
 check "chaos in plain mode is refused" chaos_plain_refused
 

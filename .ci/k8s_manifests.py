@@ -66,25 +66,22 @@ def cmd_ownership(farm, *paths):
 
 
 def strict(schema):
-    """A copy of a structural schema in which objects with declared properties reject unknown ones."""
-    schema = copy.deepcopy(schema)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if (
-                "properties" in node
-                and "additionalProperties" not in node
-                and not node.get("x-kubernetes-preserve-unknown-fields")
-            ):
-                node["additionalProperties"] = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    return schema
+    """The CRD's structural schema as JSON Schema: `nullable` honoured, and objects with declared
+    properties refuse unknown ones (the API server would prune them silently, hiding typos)."""
+    s = copy.deepcopy(schema)
+    for key in [k for k in s if k.startswith("x-kubernetes-")]:
+        del s[key]
+    if s.pop("nullable", False) and "type" in s:
+        s["type"] = [s["type"], "null"]
+    if "properties" in s:
+        s["properties"] = {k: strict(v) for k, v in s["properties"].items()}
+        if not schema.get("x-kubernetes-preserve-unknown-fields"):
+            s.setdefault("additionalProperties", False)
+    if isinstance(s.get("items"), dict):
+        s["items"] = strict(s["items"])
+    if isinstance(s.get("additionalProperties"), dict):
+        s["additionalProperties"] = strict(s["additionalProperties"])
+    return s
 
 
 def cmd_crs(crd_path, *paths):

@@ -98,15 +98,14 @@ ZooKeeper connect string of the farm.
 {{- end }}
 
 {{/*
-Container securityContext of every taskfarm container (roles and controller).
+Container securityContext of every taskfarm container (roles and controller): the same as the
+controller gives the role pods it builds.
 */}}
 {{- define "taskfarm.containerSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 65532
-runAsGroup: 65532
 readOnlyRootFilesystem: true
 allowPrivilegeEscalation: false
-privileged: false
 capabilities:
   drop:
     - ALL
@@ -121,7 +120,6 @@ Pod securityContext of every taskfarm pod (roles and controller).
 runAsNonRoot: true
 runAsUser: 65532
 runAsGroup: 65532
-fsGroup: 65532
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
