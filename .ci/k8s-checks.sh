@@ -98,6 +98,9 @@ for f in "${examples[@]}"; do
   check "helm lint --strict -f $f" helm lint --strict --quiet "$chart" -f "$f"
 done
 
+check "every value is in the values table of $chart/README.md" \
+  "$py" .ci/k8s_manifests.py values-doc "$chart/values.yaml" "$chart/README.md"
+
 # ---------------------------------------------------------------------------------------------
 note "helm template: operator mode, plain mode, every example"
 mkdir -p "$work/rendered" "$work/split"

@@ -7,6 +7,9 @@
   ownership FARM RENDERED.yaml...
       The "never both" rule: each render has either a TaskFarm and the controller (operator mode)
       or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither.
+  values-doc VALUES.yaml README.md
+      Every value in values.yaml is in the README's values table (itself or a parent key), and
+      every key in the table exists in values.yaml.
   crs CRD.yaml FILE.yaml...
       Validates every TaskFarm in the files against the CRD's openAPIV3Schema, rejecting unknown
       fields as the API server's strict field validation (kubectl's default) does.
@@ -117,11 +120,58 @@ def cmd_crs(crd_path, *paths):
     return 1 if failures else 0
 
 
+def cmd_values_doc(values_path, readme_path):
+    with open(values_path, encoding="utf-8") as f:
+        values = yaml.safe_load(f)
+    paths = set()
+
+    def walk(node, prefix):
+        if prefix:
+            paths.add(prefix)
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                walk(v, f"{prefix}.{k}" if prefix else k)
+
+    walk(values, "")
+    leaves = set()
+
+    def leaves_of(node, prefix):
+        if isinstance(node, dict) and node:
+            for k, v in node.items():
+                leaves_of(v, f"{prefix}.{k}" if prefix else k)
+        else:
+            leaves.add(prefix)
+
+    leaves_of(values, "")
+    documented = set()
+    in_values = False
+    with open(readme_path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                in_values = line.strip() == "## Values"
+            elif in_values and line.startswith("| `"):
+                documented.add(line.split("`")[1])
+    failures = 0
+    for leaf in sorted(leaves):
+        parts = leaf.split(".")
+        if not any(".".join(parts[:i]) in documented for i in range(1, len(parts) + 1)):
+            failures += 1
+            print(f"  FAIL {leaf}: not in the values table of {readme_path}")
+    for key in sorted(documented):
+        if key not in paths:
+            failures += 1
+            print(f"  FAIL {key}: in the values table of {readme_path} but not in {values_path}")
+    if not failures:
+        print(f"  ok  {len(leaves)} values, all in the table ({len(documented)} rows)")
+    return 1 if failures else 0
+
+
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("split", "ownership", "crs"):
+    commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc}
+    if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
-    return {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs}[argv[1]](*argv[2:])
+    return commands[argv[1]](*argv[2:])
 
 
 if __name__ == "__main__":
