@@ -153,10 +153,19 @@ else
 fi
 
 # ---------------------------------------------------------------------------------------------
-note "never both: one owner for each role Deployment"
+note "never both, pod rules, values schema"
 rendered_files=()
 for name in "${renders[@]}"; do rendered_files+=("$work/rendered/$name.yaml"); done
 check "operator/plain ownership" "$py" .ci/k8s_manifests.py ownership "$farm" "${rendered_files[@]}"
+check "every pod: restricted Pod Security Standard, read-only root, resources, probes" \
+  "$py" .ci/k8s_manifests.py pods "${rendered_files[@]}"
+schema_in_force() {
+  if helm template "$release" "$chart" --set farm.worker=3 >/dev/null 2>&1; then
+    echo "  a misspelt value (farm.worker) rendered: values.schema.json is not in force"
+    return 1
+  fi
+}
+check "values.schema.json refuses unknown values" schema_in_force
 chaos_plain_refused() {
   local out
   if out=$(helm template "$release" "$chart" --set controller.enabled=false --set farm.chaos.enabled=true 2>&1); then

@@ -10,6 +10,10 @@
   values-doc VALUES.yaml README.md
       Every value in values.yaml is in the README's values table (itself or a parent key), and
       every key in the table exists in values.yaml.
+  pods RENDERED.yaml...
+      Every pod template (Deployment, StatefulSet, Job) meets the "restricted" Pod Security
+      Standard and the chart's own rules: read-only root filesystem, resources, probes on every
+      long-running container, no ServiceAccount token unless it is the controller's.
   crs CRD.yaml FILE.yaml...
       Validates every TaskFarm in the files against the CRD's openAPIV3Schema, rejecting unknown
       fields as the API server's strict field validation (kubectl's default) does.
@@ -166,8 +170,82 @@ def cmd_values_doc(values_path, readme_path):
     return 1 if failures else 0
 
 
+ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+
+
+def pod_problems(pod, is_controller):
+    """Problems of one pod spec against the restricted Pod Security Standard and the chart's rules."""
+    problems = []
+    psc = pod.get("securityContext") or {}
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(key):
+            problems.append(f"{key} is set")
+    for v in pod.get("volumes") or []:
+        kinds = set(v) - {"name"}
+        if not kinds <= ALLOWED_VOLUMES:
+            problems.append(f"volume {v.get('name')}: type {sorted(kinds - ALLOWED_VOLUMES)} not allowed")
+    if pod.get("automountServiceAccountToken") is not False and not is_controller:
+        problems.append("mounts a ServiceAccount token (automountServiceAccountToken is not false)")
+    if psc.get("runAsUser") == 0:
+        problems.append("pod runs as uid 0")
+    containers = [("container", c) for c in pod.get("containers") or []]
+    containers += [("initContainer", c) for c in pod.get("initContainers") or []]
+    for kind, c in containers:
+        name = f"{kind} {c.get('name')}"
+        sc = c.get("securityContext") or {}
+        non_root = sc.get("runAsNonRoot", psc.get("runAsNonRoot"))
+        if non_root is not True:
+            problems.append(f"{name}: runAsNonRoot is not true")
+        if sc.get("runAsUser", psc.get("runAsUser")) in (0, None):
+            problems.append(f"{name}: no non-zero runAsUser")
+        seccomp = (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile is {seccomp!r}")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation is not false")
+        if sc.get("privileged"):
+            problems.append(f"{name}: privileged")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            problems.append(f"{name}: capabilities do not drop ALL")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: adds capabilities {caps.get('add')}")
+        if sc.get("readOnlyRootFilesystem") is not True:
+            problems.append(f"{name}: root filesystem not read-only")
+        res = c.get("resources") or {}
+        for kind_ in ("requests", "limits"):
+            for r in ("cpu", "memory"):
+                if r not in (res.get(kind_) or {}):
+                    problems.append(f"{name}: no {r} {kind_[:-1]}")
+        if kind == "container":
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in c:
+                    problems.append(f"{name}: no {probe}")
+    if not pod.get("terminationGracePeriodSeconds", 30) >= 30:
+        problems.append("terminationGracePeriodSeconds below 30")
+    return problems
+
+
+def cmd_pods(*paths):
+    failures = checked = 0
+    for path in paths:
+        for d in docs(path):
+            if d.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+                continue
+            checked += 1
+            name = f"{d['kind']}/{d['metadata']['name']}"
+            pod_labels = d["spec"]["template"].get("metadata", {}).get("labels", {})
+            is_controller = pod_labels.get("app.kubernetes.io/component") == "controller"
+            problems = pod_problems(d["spec"]["template"]["spec"], is_controller)
+            for p in problems:
+                print(f"  FAIL {path}: {name}: {p}")
+            failures += bool(problems)
+    print(f"  {checked} workloads checked, {failures} with problems")
+    return 1 if failures or not checked else 0
+
+
 def main(argv):
-    commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc}
+    commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc, "pods": cmd_pods}
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
