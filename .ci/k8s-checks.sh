@@ -135,6 +135,12 @@ validate() {
   fi
   echo "  $(grep -c '^INFO .* passed' <<<"$out") resources passed"
 }
+# The committed manifests/ too (they add a Namespace to the renders; the drift check below
+# makes sure they are the chart's current output).
+for f in manifests/taskfarm.yaml manifests/taskfarm-plain.yaml; do
+  cp "$f" "$work/rendered/manifests-$(basename "$f")"
+  renders+=("manifests-$(basename "$f" .yaml)")
+done
 for name in "${renders[@]}"; do
   "$py" .ci/k8s_manifests.py split "$work/rendered/$name.yaml" "$work/split/$name.k8s.yaml" "$work/split/$name.cr.yaml"
   check "kubernetes-validate $name" validate "$work/split/$name.k8s.yaml"
