@@ -232,7 +232,7 @@ spec:
           image: $image
           imagePullPolicy: IfNotPresent
           command: ["/taskfarm"]
-          args: ["client", "--tasks", "$tasks", "--concurrency", "4", "--task", "{\"kind\":\"sleep\",\"ms\":$task_ms}"]
+          args: ["client", "--tasks", "$tasks", "--concurrency", "4", "--json", "--task", "{\"kind\":\"sleep\",\"ms\":$task_ms}"]
           env:
             - {name: TASKFARM_ZK, value: "$farm-zookeeper:2181"}
             - {name: TASKFARM_LOG_FORMAT, value: json}
@@ -294,8 +294,14 @@ if ! k wait "job/$job" --for=condition=complete --timeout="${job_timeout}s"; the
   k logs "job/$job" --tail=20 || true
   die "the client Job did not complete"
 fi
-record "client Job $job completed; its last log lines:"
-k logs "job/$job" --tail=5 | tee -a "$summary"
+# The client prints its summary as one JSON object on stdout (its logs are JSON lines on stderr):
+# every task submitted must have come back completed, none failed, none lost.
+client_summary=$(k logs "job/$job" | grep '"submitted"' | tail -n 1)
+record "client summary: $client_summary"
+field() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" <<<"$client_summary"; }
+[ "$(field completed)" = "$tasks" ] || die "the client got $(field completed) results, expected $tasks"
+[ "$(field failed)" = 0 ] || die "$(field failed) tasks failed"
+[ "$(field lost)" = 0 ] || die "$(field lost) tasks were lost"
 
 k rollout status "deploy/$farm-worker" --timeout=3m
 k rollout status "deploy/$farm-master" --timeout=3m
