@@ -126,14 +126,16 @@ note "strict schema validation (kubernetes-validate -k $K8S_SCHEMA_VERSION --str
 # kubernetes-validate knows the built-in kinds (and CustomResourceDefinition) only: it would merely
 # warn about a TaskFarm. So the taskfarm.dev resources are split out and validated against the
 # CRD's schema below, and here any warning (an unknown kind) counts as a failure.
-validate() {
-  local file=$1 out
-  out=$(kubernetes-validate -k "$K8S_SCHEMA_VERSION" --strict "$file" 2>&1) || { echo "$out"; return 1; }
-  if grep -Ev '^INFO ' <<<"$out" | grep -q .; then
-    echo "$out" | grep -Ev '^INFO '
+validate_all() {
+  local out rc=0 f
+  out=$(kubernetes-validate -k "$K8S_SCHEMA_VERSION" --strict "$@" 2>&1) || rc=$?
+  for f in "$@"; do
+    echo "  $(basename "$f" .k8s.yaml): $(grep -c "^INFO $f passed" <<<"$out") resources passed"
+  done
+  if [ "$rc" -ne 0 ] || grep -Ev '^INFO ' <<<"$out" | grep -q .; then
+    grep -Ev '^INFO ' <<<"$out"
     return 1
   fi
-  echo "  $(grep -c '^INFO .* passed' <<<"$out") resources passed"
 }
 # The committed manifests/ too (they add a Namespace to the renders; the drift check below
 # makes sure they are the chart's current output).
@@ -141,10 +143,15 @@ for f in manifests/taskfarm.yaml manifests/taskfarm-plain.yaml; do
   cp "$f" "$work/rendered/manifests-$(basename "$f")"
   renders+=("manifests-$(basename "$f" .yaml)")
 done
+rendered_files=()
+split_files=()
 for name in "${renders[@]}"; do
-  "$py" .ci/k8s_manifests.py split "$work/rendered/$name.yaml" "$work/split/$name.k8s.yaml" "$work/split/$name.cr.yaml"
-  check "kubernetes-validate $name" validate "$work/split/$name.k8s.yaml"
+  rendered_files+=("$work/rendered/$name.yaml")
+  split_files+=("$work/split/$name.k8s.yaml")
 done
+"$py" .ci/k8s_manifests.py split "$work/split" "${rendered_files[@]}"
+# One run for all files (each run loads the schemas anew).
+check "kubernetes-validate --strict (${#split_files[@]} renders)" validate_all "${split_files[@]}"
 
 note "TaskFarm resources against the CRD schema"
 crd=$chart/crds/taskfarm.yaml
@@ -160,8 +167,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 note "never both, pod rules, values schema"
-rendered_files=()
-for name in "${renders[@]}"; do rendered_files+=("$work/rendered/$name.yaml"); done
 check "operator/plain ownership" "$py" .ci/k8s_manifests.py ownership "$farm" "${rendered_files[@]}"
 check "every pod: restricted Pod Security Standard, read-only root, resources, probes" \
   "$py" .ci/k8s_manifests.py pods "${rendered_files[@]}"

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Helpers for .ci/k8s-checks.sh (needs PyYAML and jsonschema, both installed with kubernetes-validate).
 
-  split RENDERED.yaml K8S_OUT.yaml CR_OUT.yaml
-      Splits a multi-document render into the built-in kinds (for kubernetes-validate, which has no
-      schema for custom resources) and the taskfarm.dev custom resources (validated by `crs`).
+  split OUT_DIR RENDERED.yaml...
+      Splits each multi-document render NAME.yaml into OUT_DIR/NAME.k8s.yaml, the built-in kinds
+      (for kubernetes-validate, which has no schema for custom resources), and OUT_DIR/NAME.cr.yaml,
+      the taskfarm.dev custom resources (validated by `crs`).
   ownership FARM RENDERED.yaml...
       The "never both" rule: each render has either a TaskFarm and the controller (operator mode)
       or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither.
@@ -20,6 +21,7 @@
 """
 
 import copy
+import os
 import sys
 
 import jsonschema
@@ -42,10 +44,12 @@ def is_cr(doc):
     return str(doc.get("apiVersion", "")).split("/")[0] == CR_GROUP
 
 
-def cmd_split(src, k8s_out, cr_out):
-    all_docs = docs(src)
-    dump(k8s_out, [d for d in all_docs if not is_cr(d)])
-    dump(cr_out, [d for d in all_docs if is_cr(d)])
+def cmd_split(out_dir, *paths):
+    for src in paths:
+        name = os.path.splitext(os.path.basename(src))[0]
+        all_docs = docs(src)
+        dump(os.path.join(out_dir, f"{name}.k8s.yaml"), [d for d in all_docs if not is_cr(d)])
+        dump(os.path.join(out_dir, f"{name}.cr.yaml"), [d for d in all_docs if is_cr(d)])
     return 0
 
 
