@@ -104,7 +104,6 @@ collect() {
     k logs "deploy/$farm-$d" --all-containers --prefix >"$evidence/logs/deploy-$farm-$d.log" 2>/dev/null ||
       rm -f "$evidence/logs/deploy-$farm-$d.log"
   done
-  cp "$summary" "$evidence/summary.txt" 2>/dev/null
   if [ "$delete_cluster" = 1 ]; then
     log "deleting the cluster"
     case $platform in
