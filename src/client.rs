@@ -21,7 +21,7 @@ use zookeeper_client::{Error as ZkError, MultiWriteError};
 use crate::election::random_id;
 use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult, TaskState};
 use crate::task::TaskSpec;
-use crate::zk::{is_terminal, timed, ZkConfig, ZkSession};
+use crate::zk::{classify, is_terminal, timed, Failure, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -79,15 +79,23 @@ async fn round_trip(
     Ok(result)
 }
 
-fn session_error(e: ZkError) -> TaskError {
-    match e {
-        ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed => TaskError::SessionEnded,
-        other => TaskError::Fatal(other.to_string()),
+/// A definite failure or the end of the session; `None` when the error is transient (retry).
+fn definite(e: &ZkError) -> Option<TaskError> {
+    match classify(e) {
+        Failure::SessionEnded => Some(TaskError::SessionEnded),
+        Failure::Definite => Some(TaskError::Fatal(e.to_string())),
+        Failure::Transient => None,
     }
+}
+
+fn session_error(e: ZkError) -> TaskError {
+    definite(&e).unwrap_or_else(|| TaskError::Fatal(e.to_string()))
 }
 
 /// Waits until the session is connected again; `Err(SessionEnded)` if it ended.
 async fn reconnected(session: &ZkSession) -> Result<(), TaskError> {
+    // A short pause first: the error may precede the session's own view of the disconnection.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut states = session.client.state_watcher();
     let mut state = session.client.state();
     loop {
@@ -120,28 +128,57 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
                 source: ZkError::NodeExists,
                 ..
             })) => {
-                // Ours if a previous attempt's reply was lost; anybody else's is a collision.
-                return match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
-                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => Ok(()),
-                    Ok(_) => Err(TaskError::Fatal(format!("task id {task_id} is already taken"))),
-                    Err(e) => Err(session_error(e)),
-                };
+                // Ours if a previous attempt's reply was lost. Another session's ephemeral is
+                // most likely our own previous session's, which the servers have not expired
+                // yet (e.g. after a quorum loss): wait for it to go. A persistent one is a
+                // foreign collision.
+                match timed(
+                    session.request_timeout(),
+                    session.client.check_and_watch_stat(&task_path),
+                )
+                .await
+                {
+                    Ok((Some(stat), _)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
+                    Ok((Some(stat), _)) if stat.ephemeral_owner == 0 => {
+                        return Err(TaskError::Fatal(format!(
+                            "task id {task_id} is taken by a persistent znode"
+                        )))
+                    }
+                    Ok((Some(stat), watcher)) => {
+                        tracing::info!(
+                            task = task_id,
+                            owner = format!("{:#x}", stat.ephemeral_owner),
+                            "task id held by another session; waiting for it to go"
+                        );
+                        let event = watcher.changed().await;
+                        if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state)
+                        {
+                            return Err(TaskError::SessionEnded);
+                        }
+                    }
+                    Ok((None, _)) => {}
+                    Err(e) => match definite(&e) {
+                        Some(err) => return Err(err),
+                        None => reconnected(session).await?,
+                    },
+                }
             }
             Ok(Err(MultiWriteError::OperationFailed { source, .. })) => return Err(session_error(source)),
-            Ok(Err(MultiWriteError::RequestFailed {
-                source: ZkError::ConnectionLoss,
-            }))
-            | Err(_) => {
+            Ok(Err(MultiWriteError::RequestFailed { source })) if definite(&source).is_some() => {
+                return Err(session_error(source))
+            }
+            Ok(Err(MultiWriteError::RequestFailed { .. })) | Err(_) => {
                 // Outcome unknown: reconnect, then look before trying again.
                 reconnected(session).await?;
                 match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
                     Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
                     Ok(_) => continue,
-                    Err(ZkError::ConnectionLoss) => continue,
-                    Err(e) => return Err(session_error(e)),
+                    Err(e) => match definite(&e) {
+                        Some(err) => return Err(err),
+                        None => continue,
+                    },
                 }
             }
-            Ok(Err(MultiWriteError::RequestFailed { source })) => return Err(session_error(source)),
         }
     }
 }
@@ -161,7 +198,13 @@ async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, 
                     "task {task_id} vanished (deleted by someone else)"
                 )))
             }
-            Err(e) => return Err(session_error(e)),
+            Err(e) => match definite(&e) {
+                Some(err) => return Err(err),
+                None => {
+                    reconnected(session).await?;
+                    continue;
+                }
+            },
         };
         match TaskRecord::parse(&data) {
             Ok(TaskRecord {

@@ -13,7 +13,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
-use zookeeper_client::{AddWatchMode, EventType};
+use zookeeper_client::EventType;
 
 use crate::cli::GlobalArgs;
 use crate::farm::{new_run_dir, read_deliveries, read_summary, LocalFarm, Role};
@@ -21,7 +21,15 @@ use crate::harness::{ZkCluster, ZkOptions};
 use crate::protocol::{FarmStatus, TaskRecord, TaskState, WorkerRecord};
 use crate::zk::ZkSession;
 
-pub const SCENARIOS: [&str; 7] = ["1-1-1", "1-2-1", "2-2-1", "2-2-2", "master-lag", "zk-cluster", "zk-failure"];
+pub const SCENARIOS: [&str; 7] = [
+    "1-1-1",
+    "1-2-1",
+    "2-2-1",
+    "2-2-2",
+    "master-lag",
+    "zk-cluster",
+    "zk-failure",
+];
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
@@ -70,7 +78,11 @@ pub async fn run(_global: &GlobalArgs, args: ScenarioArgs) -> anyhow::Result<Exi
     } else if SCENARIOS.contains(&args.name.as_str()) {
         vec![args.name.as_str()]
     } else {
-        bail!("unknown scenario {:?}; expected `all` or one of {}", args.name, SCENARIOS.join(", "));
+        bail!(
+            "unknown scenario {:?}; expected `all` or one of {}",
+            args.name,
+            SCENARIOS.join(", ")
+        );
     };
     let run_dir = match &args.run_dir {
         Some(d) => d.clone(),
@@ -79,7 +91,11 @@ pub async fn run(_global: &GlobalArgs, args: ScenarioArgs) -> anyhow::Result<Exi
     let mut rows = Vec::new();
     for name in names {
         eprintln!("scenario {name}: running (logs in {})", run_dir.join(name).display());
-        let ctx = Ctx { run_dir: run_dir.join(name), quick: args.quick, session_timeout: args.role_session_timeout };
+        let ctx = Ctx {
+            run_dir: run_dir.join(name),
+            quick: args.quick,
+            session_timeout: args.role_session_timeout,
+        };
         let result = match name {
             "1-1-1" => one_one_one(&ctx).await,
             "1-2-1" => one_two_one(&ctx).await,
@@ -110,7 +126,11 @@ pub async fn run(_global: &GlobalArgs, args: ScenarioArgs) -> anyhow::Result<Exi
         }
     }
     println!("logs: {}", run_dir.display());
-    Ok(if rows.iter().all(|r| r.ok) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if rows.iter().all(|r| r.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// The evidence table, in Markdown.
@@ -159,7 +179,10 @@ impl Ctx {
     }
 
     fn zk_options(&self, case: &str) -> ZkOptions {
-        ZkOptions { base_dir: Some(self.run_dir.join(case).join("zk")), ..ZkOptions::default() }
+        ZkOptions {
+            base_dir: Some(self.run_dir.join(case).join("zk")),
+            ..ZkOptions::default()
+        }
     }
 
     /// A ZooKeeper cluster (1 or 3 servers) and a farm on it, logging under `<run_dir>/<case>`.
@@ -176,7 +199,16 @@ impl Ctx {
         let binary = std::env::current_exe().context("locating the taskfarm binary")?;
         let farm = LocalFarm::new(&zk, "/farm", &self.run_dir.join(case), &binary, self.session_timeout)?;
         let observer = farm.observer().await?;
-        Ok(Stage { zk, farm, observer, zk_label: if servers == 1 { "standalone".into() } else { format!("{servers} servers") } })
+        Ok(Stage {
+            zk,
+            farm,
+            observer,
+            zk_label: if servers == 1 {
+                "standalone".into()
+            } else {
+                format!("{servers} servers")
+            },
+        })
     }
 }
 
@@ -191,31 +223,62 @@ struct Stage {
 
 impl Stage {
     fn spawn_client(&mut self, name: &str, tasks: u64, concurrency: u64, task: &str) -> anyhow::Result<()> {
-        let args = ["--tasks", &tasks.to_string(), "--concurrency", &concurrency.to_string(), "--task", task].map(String::from);
+        let args = [
+            "--tasks",
+            &tasks.to_string(),
+            "--concurrency",
+            &concurrency.to_string(),
+            "--task",
+            task,
+        ]
+        .map(String::from);
         self.farm.spawn(Role::Client, name, &args)
     }
 
     /// Waits for a process to exit (it is expected to end by itself).
     async fn wait_exit(&mut self, name: &str) -> anyhow::Result<std::process::ExitStatus> {
         let farm = &mut self.farm;
-        tokio::task::block_in_place(|| farm.wait_exit(name, LIMIT)).with_context(|| format!("{name} did not finish within {LIMIT:?}"))
+        tokio::task::block_in_place(|| farm.wait_exit(name, LIMIT))
+            .with_context(|| format!("{name} did not finish within {LIMIT:?}"))
     }
 
     async fn wait_workers(&self, n: usize) -> anyhow::Result<()> {
-        crate::waits::children(&self.observer, "/workers", LIMIT, "workers registering", |c| (c.len() >= n).then_some(())).await
-    }
-
-    /// Waits until `worker` holds a task; returns the task id.
-    async fn wait_assigned(&self, worker: &str) -> anyhow::Result<String> {
-        crate::waits::data(&self.observer, &format!("/workers/{worker}"), LIMIT, "an assignment", |d| {
-            WorkerRecord::parse(d?).ok()?.assignment().ok().flatten().map(|a| a.task)
+        crate::waits::children(&self.observer, "/workers", LIMIT, "workers registering", |c| {
+            (c.len() >= n).then_some(())
         })
         .await
     }
 
+    /// Waits until `worker` holds a task; returns the task id.
+    async fn wait_assigned(&self, worker: &str) -> anyhow::Result<String> {
+        crate::waits::data(
+            &self.observer,
+            &format!("/workers/{worker}"),
+            LIMIT,
+            "an assignment",
+            |d| {
+                WorkerRecord::parse(d?)
+                    .ok()?
+                    .assignment()
+                    .ok()
+                    .flatten()
+                    .map(|a| a.task)
+            },
+        )
+        .await
+    }
+
     /// Waits until the task's record satisfies `check`.
-    async fn wait_task<T>(&self, task: &str, what: &str, check: impl Fn(&TaskRecord) -> Option<T>) -> anyhow::Result<T> {
-        crate::waits::data(&self.observer, &format!("/tasks/{task}"), LIMIT, what, |d| check(&TaskRecord::parse(d?).ok()?)).await
+    async fn wait_task<T>(
+        &self,
+        task: &str,
+        what: &str,
+        check: impl Fn(&TaskRecord) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        crate::waits::data(&self.observer, &format!("/tasks/{task}"), LIMIT, what, |d| {
+            check(&TaskRecord::parse(d?).ok()?)
+        })
+        .await
     }
 
     async fn status(&self) -> Option<FarmStatus> {
@@ -233,8 +296,14 @@ impl Stage {
 
     /// Waits until no task or data znode is left.
     async fn wait_clean(&self) -> anyhow::Result<()> {
-        crate::waits::children(&self.observer, "/tasks", LIMIT, "tasks cleaned up", |c| c.is_empty().then_some(())).await?;
-        crate::waits::children(&self.observer, "/data", LIMIT, "data cleaned up", |c| c.is_empty().then_some(())).await
+        crate::waits::children(&self.observer, "/tasks", LIMIT, "tasks cleaned up", |c| {
+            c.is_empty().then_some(())
+        })
+        .await?;
+        crate::waits::children(&self.observer, "/data", LIMIT, "data cleaned up", |c| {
+            c.is_empty().then_some(())
+        })
+        .await
     }
 
     /// Tallies the clients that ran to the end: exactly-once delivery from their own records.
@@ -268,7 +337,8 @@ impl Stage {
             row.p99_ms = Some(p99);
             row.tasks_per_s = Some(latency.iter().map(|l| l.2).sum());
         }
-        row.ok = row.lost == 0 && row.duplicates == 0 && row.submitted > 0 && row.completed + row.failed == row.submitted;
+        row.ok =
+            row.lost == 0 && row.duplicates == 0 && row.submitted > 0 && row.completed + row.failed == row.submitted;
     }
 
     async fn finish(&mut self, row: &mut Row, clients: &[&str]) -> anyhow::Result<()> {
@@ -287,7 +357,11 @@ impl Stage {
 }
 
 fn row(scenario: &str, case: &str) -> Row {
-    Row { scenario: scenario.into(), case: case.into(), ..Row::default() }
+    Row {
+        scenario: scenario.into(),
+        case: case.into(),
+        ..Row::default()
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -315,7 +389,8 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let mut r = row("1-1-1", "worker killed before executing");
     st.finish(&mut r, &["c1"]).await?;
     r.recovery_ms = Some(ms(t0.elapsed()));
-    r.notes.push_str("recovery = kill → all tasks delivered (the restarted worker re-runs the orphaned task)");
+    r.notes
+        .push_str("recovery = kill → all tasks delivered (the restarted worker re-runs the orphaned task)");
     rows.push(r);
 
     // The worker dies while executing.
@@ -327,11 +402,15 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let t0 = Instant::now();
     st.farm.signal("w1", Signal::SIGKILL)?;
     st.farm.restart("w1")?;
-    let attempt = st.wait_task(&task, "the task re-assigned", |r| (r.attempt >= 2).then_some(r.attempt)).await?;
+    let attempt = st
+        .wait_task(&task, "the task re-assigned", |r| (r.attempt >= 2).then_some(r.attempt))
+        .await?;
     let mut r = row("1-1-1", "worker killed while executing");
     r.recovery_ms = Some(ms(t0.elapsed()));
     st.finish(&mut r, &["c1"]).await?;
-    r.notes.push_str(&format!("the killed task ran again as attempt {attempt}; recovery = kill → re-assigned"));
+    r.notes.push_str(&format!(
+        "the killed task ran again as attempt {attempt}; recovery = kill → re-assigned"
+    ));
     rows.push(r);
 
     // The client dies with tasks in flight: nothing is left behind and the worker is freed.
@@ -355,7 +434,9 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         submitted: in_flight,
         recovery_ms: Some(ms(t0.elapsed())),
         ok: true,
-        notes: format!("{in_flight} tasks in flight vanished with the client's session; worker freed; nothing left behind"),
+        notes: format!(
+            "{in_flight} tasks in flight vanished with the client's session; worker freed; nothing left behind"
+        ),
         ..Row::default()
     });
     Ok(rows)
@@ -374,13 +455,16 @@ async fn one_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     st.farm.signal("w1", Signal::SIGKILL)?;
     let taken_by = st
         .wait_task(&task, "the other worker taking over", |r| {
-            (r.worker.as_deref() == Some("w2") && r.state != TaskState::Queued).then(|| r.worker.clone().unwrap_or_default())
+            (r.worker.as_deref() == Some("w2") && r.state != TaskState::Queued)
+                .then(|| r.worker.clone().unwrap_or_default())
         })
         .await?;
     let mut r = row("1-2-1", "a worker is killed while executing");
     r.recovery_ms = Some(ms(t0.elapsed()));
     st.finish(&mut r, &["c1"]).await?;
-    r.notes.push_str(&format!("{task} taken over by {taken_by}; recovery = kill → re-assigned (≈ session timeout)"));
+    r.notes.push_str(&format!(
+        "{task} taken over by {taken_by}; recovery = kill → re-assigned (≈ session timeout)"
+    ));
     Ok(vec![r])
 }
 
@@ -388,7 +472,8 @@ async fn one_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 /// idles while tasks wait.
 async fn two_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let mut st = ctx.start("compete", 1).await?;
-    st.farm.spawn(Role::Master, "m1", &["--status-interval".into(), "100ms".into()])?;
+    st.farm
+        .spawn(Role::Master, "m1", &["--status-interval".into(), "100ms".into()])?;
     st.farm.spawn(Role::Worker, "w1", &[])?;
     st.farm.spawn(Role::Worker, "w2", &[])?;
     st.wait_workers(2).await?;
@@ -427,7 +512,13 @@ async fn two_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 fn count_reruns(st: &Stage, clients: &[&str]) -> u64 {
     clients
         .iter()
-        .flat_map(|c| std::fs::read_to_string(st.farm.results_path(c)).unwrap_or_default().lines().map(String::from).collect::<Vec<_>>())
+        .flat_map(|c| {
+            std::fs::read_to_string(st.farm.results_path(c))
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
         .filter(|v| v["result"]["attempt"].as_u64().unwrap_or(1) > 1)
         .count() as u64
@@ -438,7 +529,9 @@ fn count_reruns(st: &Stage, clients: &[&str]) -> u64 {
 async fn two_two_two(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     for signal in [Signal::SIGTERM, Signal::SIGKILL] {
-        let mut st = ctx.start(&format!("leader-{}", signal.as_str().to_lowercase()), 1).await?;
+        let mut st = ctx
+            .start(&format!("leader-{}", signal.as_str().to_lowercase()), 1)
+            .await?;
         st.farm.spawn(Role::Master, "m1", &[])?;
         st.wait_status("m1 leading", |s| s.leader == "m1").await?;
         st.farm.spawn(Role::Master, "m2", &[])?;
@@ -484,14 +577,26 @@ async fn master_lag(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let after = st.wait_status("the backup leading", |s| s.leader == "m2").await?;
     let recovery = t0.elapsed();
     // Let the new leader work a little while the old one is still frozen, then resume it.
-    st.wait_status("progress under the new leader", |s| s.completed_total >= after.completed_total + 10).await?;
+    st.wait_status("progress under the new leader", |s| {
+        s.completed_total >= after.completed_total + 10
+    })
+    .await?;
     st.farm.signal("m1", Signal::SIGCONT)?;
     let mut r = row("master-lag", "leader frozen > session timeout");
     st.finish(&mut r, &["c1"]).await?;
     let log = std::fs::read_to_string(st.farm.log_path("m1")).unwrap_or_default();
-    let stepped_down = log.lines().any(|l| l.contains("no longer leading") || l.contains("session ended"));
-    let assigned_after = log.lines().skip_while(|l| !l.contains("no longer leading")).filter(|l| l.contains("\"assigned\"")).count();
-    let line = crate::waits::children(&st.observer, "/master", LIMIT, "m1 rejoining", |c| (c.len() == 2).then(|| c.to_vec())).await?;
+    let stepped_down = log
+        .lines()
+        .any(|l| l.contains("no longer leading") || l.contains("session ended"));
+    let assigned_after = log
+        .lines()
+        .skip_while(|l| !l.contains("no longer leading"))
+        .filter(|l| l.contains("\"assigned\""))
+        .count();
+    let line = crate::waits::children(&st.observer, "/master", LIMIT, "m1 rejoining", |c| {
+        (c.len() == 2).then(|| c.to_vec())
+    })
+    .await?;
     r.ok &= stepped_down && assigned_after == 0 && after.epoch > before.epoch && line.len() == 2;
     r.recovery_ms = Some(ms(recovery));
     r.notes.push_str(&format!(
@@ -559,11 +664,11 @@ async fn zk_cluster(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 async fn deliveries(st: &Stage) -> anyhow::Result<(ZkSession, mpsc::UnboundedReceiver<Instant>)> {
     // A separate session: a persistent watch must not share a path with one-shot watches.
     let session = st.farm.observer().await?;
-    let mut watcher = session.client.watch("/tasks", AddWatchMode::PersistentRecursive).await?;
+    let mut watch = crate::zk::RecursiveWatch::new(&session.client, "/tasks").await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
-            let e = watcher.changed().await;
+            let e = watch.next().await;
             if e.event_type == EventType::Session {
                 if crate::zk::is_terminal(e.session_state) {
                     return;
@@ -607,24 +712,38 @@ async fn zk_failure(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     next_delivery(&mut delivered, Instant::now()).await?;
     let mut notes = Vec::new();
 
-    let follower = (0..st.zk.len()).find(|&i| st.zk.mode(i).as_deref() == Some("follower")).context("a follower")?;
+    let follower = (0..st.zk.len())
+        .find(|&i| st.zk.mode(i).as_deref() == Some("follower"))
+        .context("a follower")?;
     let t0 = Instant::now();
     st.zk.stop_server(follower, Signal::SIGKILL)?;
     let d = next_delivery(&mut delivered, t0).await?;
-    notes.push(format!("follower zk{} killed: next delivery after {}ms", follower + 1, ms(d)));
+    notes.push(format!(
+        "follower zk{} killed: next delivery after {}ms",
+        follower + 1,
+        ms(d)
+    ));
     st.zk.start_server(follower)?;
 
     let leader = st.zk.leader_index().context("a ZooKeeper leader")?;
     let t0 = Instant::now();
     st.zk.stop_server(leader, Signal::SIGKILL)?;
     let d = next_delivery(&mut delivered, t0).await?;
-    notes.push(format!("leader zk{} killed: next delivery after {}ms", leader + 1, ms(d)));
+    notes.push(format!(
+        "leader zk{} killed: next delivery after {}ms",
+        leader + 1,
+        ms(d)
+    ));
     st.zk.start_server(leader)?;
     let zk = &mut st.zk;
     tokio::task::block_in_place(|| zk.wait_serving(LIMIT))?;
 
     // Quorum lost: two servers down.
-    let down: Vec<usize> = (0..3).filter(|&i| Some(i) != st.zk.leader_index()).take(1).chain(st.zk.leader_index()).collect();
+    let down: Vec<usize> = (0..3)
+        .filter(|&i| Some(i) != st.zk.leader_index())
+        .take(1)
+        .chain(st.zk.leader_index())
+        .collect();
     let t0 = Instant::now();
     for &i in &down {
         st.zk.stop_server(i, Signal::SIGKILL)?;

@@ -10,7 +10,10 @@ use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use sha1::{Digest as _, Sha1};
 use tokio::time::Instant;
-use zookeeper_client::{Acl, Acls, AuthId, Client, CreateMode, CreateOptions, Permission, SessionState};
+use zookeeper_client::{
+    Acl, Acls, AddWatchMode, AuthId, Client, CreateMode, CreateOptions, EventType, Permission, PersistentWatcher,
+    SessionState, WatchedEvent,
+};
 
 use crate::protocol::paths;
 
@@ -266,6 +269,58 @@ impl ZkSession {
     }
 }
 
+/// A persistent recursive watch that survives reconnections.
+///
+/// zookeeper-client 0.11.2 re-sends only one-shot watches when it reconnects (its SetWatches
+/// request leaves persistent ones out), so a session that moved to another server would hear
+/// nothing more. This wrapper registers the watch again after every Disconnected →
+/// SyncConnected, adding the new watcher before dropping the old one (so the client never asks
+/// the server to remove the path's watch). Events during the disconnection may still be lost
+/// (ZOOKEEPER-4698): callers re-read what they care about after a reconnection.
+pub struct RecursiveWatch {
+    client: Client,
+    path: String,
+    watcher: PersistentWatcher,
+    disconnected: bool,
+    ended: bool,
+}
+
+impl RecursiveWatch {
+    pub async fn new(client: &Client, path: &str) -> Result<Self, zookeeper_client::Error> {
+        let watcher = client.watch(path, AddWatchMode::PersistentRecursive).await?;
+        Ok(Self {
+            client: client.clone(),
+            path: path.to_string(),
+            watcher,
+            disconnected: false,
+            ended: false,
+        })
+    }
+
+    /// The next event (node or session). After a terminal session event it never resolves.
+    pub async fn next(&mut self) -> WatchedEvent {
+        if self.ended {
+            return std::future::pending().await;
+        }
+        let event = self.watcher.changed().await;
+        if event.event_type == EventType::Session {
+            match event.session_state {
+                SessionState::Disconnected => self.disconnected = true,
+                SessionState::SyncConnected if self.disconnected => {
+                    self.disconnected = false;
+                    match self.client.watch(&self.path, AddWatchMode::PersistentRecursive).await {
+                        Ok(fresh) => self.watcher = fresh,
+                        Err(e) => tracing::warn!(path = self.path, error = %e, "could not renew a watch"),
+                    }
+                }
+                s if is_terminal(s) => self.ended = true,
+                _ => {}
+            }
+        }
+        event
+    }
+}
+
 /// Runs a ZooKeeper request with a deadline, turning a hang (queued while disconnected)
 /// into a ConnectionLoss-like error the caller already handles.
 pub async fn timed<T, F>(limit: Duration, fut: F) -> Result<T, zookeeper_client::Error>
@@ -275,6 +330,40 @@ where
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
         Err(_) => Err(zookeeper_client::Error::ConnectionLoss),
+    }
+}
+
+/// How a failed request should be handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The session is over: start a new one.
+    SessionEnded,
+    /// The outcome is unknown (connection trouble): reconnect, look, and retry.
+    Transient,
+    /// The server answered no (NoNode, BadVersion, NoAuth...): retrying will not help.
+    Definite,
+}
+
+/// Classifies a request error.
+pub fn classify(e: &zookeeper_client::Error) -> Failure {
+    use zookeeper_client::Error as E;
+    match e {
+        E::SessionExpired | E::ClientClosed | E::AuthFailed => Failure::SessionEnded,
+        E::NoNode
+        | E::NodeExists
+        | E::BadVersion
+        | E::NoAuth
+        | E::NotEmpty
+        | E::NoChildrenForEphemerals
+        | E::InvalidAcl
+        | E::BadArguments(_)
+        | E::QuotaExceeded
+        | E::Unimplemented
+        | E::NoWatcher
+        | E::NotReadOnly
+        | E::ReconfigDisabled => Failure::Definite,
+        // ConnectionLoss, timeouts, socket errors ("connection reset by peer"), throttling...
+        _ => Failure::Transient,
     }
 }
 

@@ -404,19 +404,20 @@ impl Index {
         }
     }
 
-    /// Counts for `/status` (O(n): called about once a second, not per event).
+    /// Counts for `/status` (O(n): called about once a second, not per event). A task or a worker
+    /// with an assignment in flight already counts as running or busy.
     pub fn counts(&self) -> Counts {
         let mut c = Counts::default();
-        for w in self.workers.values().filter(|w| w.ephemeral) {
+        for (id, w) in self.workers.iter().filter(|(_, w)| w.ephemeral) {
             c.workers += 1;
-            if matches!(w.assignment, Ok(None)) {
+            if matches!(w.assignment, Ok(None)) && !self.worker_claims.contains_key(id) {
                 c.free_workers += 1;
             }
         }
-        for t in self.tasks.values() {
+        for (id, t) in &self.tasks {
             match &t.record {
-                Ok(r) if r.state == TaskState::Queued => c.pending += 1,
-                Ok(r) if r.state == TaskState::Assigned => c.running += 1,
+                Ok(r) if r.state == TaskState::Queued && !self.task_claims.contains_key(id) => c.pending += 1,
+                Ok(r) if r.state != TaskState::Done => c.running += 1,
                 _ => {}
             }
         }

@@ -17,14 +17,12 @@ use anyhow::Context as _;
 use clap::Args;
 use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt as _};
 use tokio::sync::watch;
-use zookeeper_client::{
-    AddWatchMode, Client, Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent,
-};
+use zookeeper_client::{Client, Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent};
 
 use self::index::{Action, Index, TaskObs, WorkerObs};
 use crate::election::{campaign, candidate_info, random_id, Leadership};
 use crate::protocol::{now_ms, paths, validate_id, FarmStatus, TaskRecord, WorkerRecord};
-use crate::zk::{timed, ZkConfig, ZkSession};
+use crate::zk::{timed, RecursiveWatch, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct MasterArgs {
@@ -62,16 +60,30 @@ pub async fn run(config: &ZkConfig, args: MasterArgs) -> anyhow::Result<()> {
 }
 
 /// Campaigns and, whenever we lead, leads, for the life of one session.
+///
+/// The persistent watches live as long as the session (re-adding a watch on a path whose
+/// previous watcher is being removed can lose the new one): a backup master consumes and
+/// discards their events, so that it is ready the moment it leads.
 async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> anyhow::Result<()> {
     let (tx, mut rx) = watch::channel(Leadership::Follower);
     let info = candidate_info(id);
+    let mut events = Events {
+        tasks: RecursiveWatch::new(&session.client, paths::TASKS).await?,
+        workers: RecursiveWatch::new(&session.client, paths::WORKERS).await?,
+        disconnected: false,
+    };
     let leading = async {
         loop {
             let (epoch, candidate) = loop {
                 if let Leadership::Leader { epoch, candidate } = rx.borrow_and_update().clone() {
                     break (epoch, candidate);
                 }
-                if rx.changed().await.is_err() {
+                let event = tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return } else { continue },
+                    e = events.tasks.next() => e,
+                    e = events.workers.next() => e,
+                };
+                if is_session_end(&event) {
                     return;
                 }
             };
@@ -82,9 +94,12 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
                 "became leader: rebuilding state from ZooKeeper"
             );
             let mut leader = Leader::new(session, id, epoch, candidate, args);
-            match leader.lead(&mut rx).await {
+            match leader.lead(&mut rx, &mut events).await {
                 Ok(reason) => tracing::warn!(master = id, epoch, reason, "no longer leading"),
                 Err(e) => tracing::warn!(master = id, epoch, error = %format!("{e:#}"), "leadership ended by an error"),
+            }
+            if leader.session_ended {
+                return;
             }
         }
     };
@@ -92,6 +107,19 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
         r = campaign(session, &info, &tx) => r,
         _ = leading => Ok(()),
     }
+}
+
+/// The session's persistent recursive watches on `/tasks` and `/workers`.
+struct Events {
+    tasks: RecursiveWatch,
+    workers: RecursiveWatch,
+    /// Seen Disconnected since the last scan (events may have been lost).
+    disconnected: bool,
+}
+
+/// A terminal session event: the watcher must not be polled again after it.
+fn is_session_end(e: &WatchedEvent) -> bool {
+    e.event_type == EventType::Session && crate::zk::is_terminal(e.session_state)
 }
 
 /// Which tree an event or read concerns.
@@ -116,6 +144,8 @@ struct Leader<'a> {
     candidate: Arc<str>,
     args: &'a MasterArgs,
     status: FarmStatus,
+    /// Set once a watcher reported the end of the session (it must not be polled again).
+    session_ended: bool,
 }
 
 impl<'a> Leader<'a> {
@@ -127,6 +157,7 @@ impl<'a> Leader<'a> {
             candidate: candidate.into(),
             args,
             status: FarmStatus::default(),
+            session_ended: false,
         }
     }
 
@@ -135,23 +166,18 @@ impl<'a> Leader<'a> {
     }
 
     /// Leads until leadership is lost; returns why.
-    async fn lead(&mut self, leadership: &mut watch::Receiver<Leadership>) -> anyhow::Result<&'static str> {
-        // Watches first, then the scan: no change can fall between the two.
-        let mut task_events = self
-            .client()
-            .watch(paths::TASKS, AddWatchMode::PersistentRecursive)
-            .await?;
-        let mut worker_events = self
-            .client()
-            .watch(paths::WORKERS, AddWatchMode::PersistentRecursive)
-            .await?;
+    async fn lead(
+        &mut self,
+        leadership: &mut watch::Receiver<Leadership>,
+        events: &mut Events,
+    ) -> anyhow::Result<&'static str> {
+        // The watches exist before the scan: no change can fall between the two.
         self.status = self.initial_status().await;
         let mut index = self.scan().await?;
         let mut reads: FuturesOrdered<futures::future::BoxFuture<'static, Observation>> = FuturesOrdered::new();
         let mut writes = FuturesUnordered::new();
         let mut status_tick = tokio::time::interval(self.args.status_interval);
         let mut rescan = false;
-        let mut disconnected = false;
         loop {
             if rescan && writes.is_empty() {
                 // Watch events may have been lost: trust only a fresh scan.
@@ -176,18 +202,24 @@ impl<'a> Leader<'a> {
                         return Ok("the election says we no longer lead");
                     }
                 }
-                event = task_events.changed() => {
-                    match self.on_event(event, Kind::Task, &mut reads, &mut disconnected) {
+                event = events.tasks.next() => {
+                    match self.on_event(event, Kind::Task, &mut reads, &mut events.disconnected) {
                         EventOutcome::Continue => {}
                         EventOutcome::Rescan => rescan = true,
-                        EventOutcome::SessionEnded => return Ok("session ended"),
+                        EventOutcome::SessionEnded => {
+                            self.session_ended = true;
+                            return Ok("session ended");
+                        }
                     }
                 }
-                event = worker_events.changed() => {
-                    match self.on_event(event, Kind::Worker, &mut reads, &mut disconnected) {
+                event = events.workers.next() => {
+                    match self.on_event(event, Kind::Worker, &mut reads, &mut events.disconnected) {
                         EventOutcome::Continue => {}
                         EventOutcome::Rescan => rescan = true,
-                        EventOutcome::SessionEnded => return Ok("session ended"),
+                        EventOutcome::SessionEnded => {
+                            self.session_ended = true;
+                            return Ok("session ended");
+                        }
                     }
                 }
                 Some(observation) = reads.next() => match observation {
