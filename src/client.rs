@@ -21,7 +21,7 @@ use zookeeper_client::{Error as ZkError, MultiWriteError};
 use crate::election::random_id;
 use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult, TaskState};
 use crate::task::TaskSpec;
-use crate::zk::{is_terminal, timed, ZkConfig, ZkSession};
+use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -124,20 +124,30 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
                 return match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
                     Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => Ok(()),
                     Ok(_) => Err(TaskError::Fatal(format!("task id {task_id} is already taken"))),
+                    Err(e) if is_connection_loss(&e) => {
+                        reconnected(session).await?;
+                        continue;
+                    }
                     Err(e) => Err(session_error(e)),
                 };
             }
             Ok(Err(MultiWriteError::OperationFailed { source, .. })) => return Err(session_error(source)),
-            Ok(Err(MultiWriteError::RequestFailed {
-                source: ZkError::ConnectionLoss,
-            }))
-            | Err(_) => {
+            Ok(Err(MultiWriteError::RequestFailed { source })) if is_connection_loss(&source) => {
+                reconnected(session).await?;
+                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) if is_connection_loss(&e) => continue,
+                    Err(e) => return Err(session_error(e)),
+                }
+            }
+            Err(_) => {
                 // Outcome unknown: reconnect, then look before trying again.
                 reconnected(session).await?;
                 match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
                     Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
                     Ok(_) => continue,
-                    Err(ZkError::ConnectionLoss) => continue,
+                    Err(e) if is_connection_loss(&e) => continue,
                     Err(e) => return Err(session_error(e)),
                 }
             }
@@ -152,7 +162,7 @@ async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, 
         let (data, _, watcher) = match timed(session.request_timeout(), session.client.get_and_watch_data(&path)).await
         {
             Ok(x) => x,
-            Err(ZkError::ConnectionLoss) => {
+            Err(e) if is_connection_loss(&e) => {
                 reconnected(session).await?;
                 continue;
             }

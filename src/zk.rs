@@ -278,6 +278,15 @@ where
     }
 }
 
+/// Whether a request's error means "the connection broke, outcome unknown": the crate reports
+/// a reset socket as an I/O error (`Error::Custom`) rather than `ConnectionLoss`.
+pub fn is_connection_loss(e: &zookeeper_client::Error) -> bool {
+    matches!(
+        e,
+        zookeeper_client::Error::ConnectionLoss | zookeeper_client::Error::Timeout | zookeeper_client::Error::Custom(_)
+    )
+}
+
 /// Whether a session state means the session is gone for good (a new client is needed).
 pub fn is_terminal(state: SessionState) -> bool {
     matches!(
