@@ -262,6 +262,8 @@ struct Soak {
     /// Roles killed by the injector and not yet restarted (their exit is expected).
     awaiting_restart: HashSet<String>,
     faults: Vec<FaultRecord>,
+    /// SIGSTOP'ed processes: (name, stop time, SIGCONT time once sent).
+    freezes: Vec<(String, u64, Option<u64>)>,
     violations: Vec<String>,
     started: Instant,
     seed: u64,
@@ -395,6 +397,9 @@ impl Soak {
                     // It exited just now (a client finishing its batch): nothing was injected.
                     anyhow::bail!("{name} is not running");
                 }
+                if signal == Signal::SIGSTOP {
+                    self.freezes.push((name.clone(), now_ms(), None));
+                }
                 match blow {
                     Blow::StopShort => self.later(session / 4, session * 3 / 4, FollowUp::Cont(name.clone())),
                     Blow::StopLong => self.later(session * 3 / 2, session * 3, FollowUp::Cont(name.clone())),
@@ -432,6 +437,10 @@ impl Soak {
             match f {
                 FollowUp::Cont(name) => {
                     let _ = self.farm.signal(&name, Signal::SIGCONT);
+                    let now = now_ms();
+                    if let Some(f) = self.freezes.iter_mut().rev().find(|f| f.0 == name && f.2.is_none()) {
+                        f.2 = Some(now);
+                    }
                 }
                 FollowUp::Restart(name) => {
                     self.farm.restart(&name)?;
@@ -511,6 +520,7 @@ pub async fn run(global: &GlobalArgs, args: SoakArgs) -> anyhow::Result<ExitCode
         followups: Vec::new(),
         awaiting_restart: HashSet::new(),
         faults: Vec::new(),
+        freezes: Vec::new(),
         violations: Vec::new(),
         started: Instant::now(),
         seed,
@@ -658,6 +668,16 @@ async fn drive(soak: &mut Soak) -> anyhow::Result<Report> {
         let text = std::fs::read_to_string(soak.farm.log_path(&name)).unwrap_or_default();
         logged.extend(text.lines().filter_map(|l| check::parse_assigned_line(&name, l)));
     }
+    let freezes: Vec<check::Freeze> = soak
+        .freezes
+        .iter()
+        .map(|(name, stop, cont)| check::Freeze {
+            master: name.clone(),
+            stop_ms: *stop,
+            cont_ms: cont.unwrap_or(u64::MAX),
+        })
+        .collect();
+    check::undo_freezes(&mut logged, &freezes, 500);
     let (terms, v) = check::terms(&logged);
     violations.extend(v);
     violations.extend(check::check_terms(&terms, 250));

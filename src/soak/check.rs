@@ -73,6 +73,28 @@ pub fn parse_assigned_line(master: &str, line: &str) -> Option<LoggedAssignment>
     })
 }
 
+/// A master frozen by SIGSTOP from `stop_ms` to `cont_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freeze {
+    pub master: String,
+    pub stop_ms: u64,
+    pub cont_ms: u64,
+}
+
+/// A frozen process executes nothing, so a line it logs right after SIGCONT (within
+/// `tolerance_ms`) reports work finished before the freeze (a reply already received): such a
+/// line is dated back to the moment of the SIGSTOP.
+pub fn undo_freezes(lines: &mut [LoggedAssignment], freezes: &[Freeze], tolerance_ms: u64) {
+    for l in lines.iter_mut() {
+        if let Some(f) = freezes
+            .iter()
+            .find(|f| f.master == l.master && l.at_ms >= f.cont_ms && l.at_ms <= f.cont_ms.saturating_add(tolerance_ms))
+        {
+            l.at_ms = f.stop_ms;
+        }
+    }
+}
+
 /// One leadership term as the masters' own logs show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Term {
@@ -450,6 +472,34 @@ mod tests {
 
         let (_, v) = terms(&[la("m1", 1, 100), la("m2", 1, 300)]);
         assert_eq!(v.len(), 1, "one epoch, two masters");
+    }
+
+    #[test]
+    fn a_line_logged_on_waking_up_is_dated_back_to_the_freeze() {
+        // m1 leads, is frozen at 1000 until 5000; m2 takes over at 3500; on waking, m1 logs an
+        // assignment whose reply it had received before the freeze.
+        let mut lines = vec![
+            la("m1", 1, 900),
+            la("m2", 2, 3500),
+            la("m1", 1, 5010),
+            la("m2", 2, 5020),
+        ];
+        let (t, _) = terms(&lines);
+        assert_eq!(check_terms(&t, 250).len(), 1);
+        let freezes = [Freeze {
+            master: "m1".into(),
+            stop_ms: 1000,
+            cont_ms: 5000,
+        }];
+        undo_freezes(&mut lines, &freezes, 250);
+        assert_eq!(lines[2].at_ms, 1000);
+        let (t, _) = terms(&lines);
+        assert!(check_terms(&t, 250).is_empty());
+        // Work logged well after waking up is not excused.
+        let mut late = vec![la("m2", 2, 3500), la("m1", 1, 6000)];
+        undo_freezes(&mut late, &freezes, 250);
+        let (t, _) = terms(&late);
+        assert_eq!(check_terms(&t, 250).len(), 1);
     }
 
     #[test]
