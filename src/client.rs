@@ -105,7 +105,7 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
     let record = TaskRecord::queued(client_id, now_ms()).to_bytes();
     let (task_path, data_path) = (paths::task(task_id), paths::data(task_id));
     loop {
-        let options = session.ephemeral();
+        let options = session.private_ephemeral();
         let mut multi = session.client.new_multi_writer();
         multi
             .add_create(&data_path, payload, &options)
