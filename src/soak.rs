@@ -585,8 +585,13 @@ async fn drive(soak: &mut Soak) -> anyhow::Result<Report> {
         soak.supervise(true)?;
         if let Some((mut f, since)) = open.take() {
             f.recovery_ms = check::recovery_ms(f.at_ms, &soak.seen.lock().unwrap().progress);
-            let settled = soak.followups.is_empty() && soak.awaiting_restart.is_empty();
-            if (f.recovery_ms.is_some() && settled) || since.elapsed() > give_up {
+            // Settled once every follow-up ran and a restarted ZooKeeper server serves again
+            // (so that the next fault can never take a second server out of the quorum).
+            let settled = f.recovery_ms.is_some()
+                && soak.followups.is_empty()
+                && soak.awaiting_restart.is_empty()
+                && (0..soak.zk.len()).all(|i| soak.zk.mode(i).is_some());
+            if settled || since.elapsed() > give_up {
                 let how = match f.recovery_ms {
                     Some(ms) if ms <= bound => format!("progress after {ms} ms"),
                     Some(ms) => format!("progress after {ms} ms: OVER the {bound} ms bound"),
@@ -621,7 +626,7 @@ async fn drive(soak: &mut Soak) -> anyhow::Result<Report> {
         if stopping {
             break;
         }
-        if open.is_none() && Instant::now() >= next_fault {
+        if open.is_none() && Instant::now() >= next_fault && (0..soak.zk.len()).all(|i| soak.zk.mode(i).is_some()) {
             let fault = pick_fault(&mut soak.rng);
             match soak.inject(fault) {
                 Ok(f) => {
