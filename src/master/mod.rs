@@ -154,6 +154,18 @@ impl<'a> Leader<'a> {
         let mut disconnected = false;
         loop {
             if rescan && writes.is_empty() {
+                // zookeeper-client 0.11.2 does not re-register persistent watches after a
+                // reconnection (its resend_watches computes `index.max(index)`, so SetWatches2
+                // is never sent): add them again (the new watcher before the old is dropped,
+                // so the crate sends no removal), then trust only a fresh scan.
+                task_events = self
+                    .client()
+                    .watch(paths::TASKS, AddWatchMode::PersistentRecursive)
+                    .await?;
+                worker_events = self
+                    .client()
+                    .watch(paths::WORKERS, AddWatchMode::PersistentRecursive)
+                    .await?;
                 // Watch events may have been lost: trust only a fresh scan.
                 reads = FuturesOrdered::new();
                 let completed = index.completed();
