@@ -118,8 +118,8 @@ async fn checker(config: ZkConfig, seen: Arc<Mutex<Observed>>, mut stop: watch::
                 event = events.changed() => {
                     if event.event_type == EventType::Session {
                         // Persistent-watch events can be lost across a reconnection
-                        // (ZOOKEEPER-4698), and this crate fails a persistent watch after one:
-                        // start afresh with a new session rather than trust a silent watch.
+                        // (ZOOKEEPER-4698), and zookeeper-client 0.11.2 does not re-register
+                        // persistent watches at all after one: start afresh with a new session.
                         if is_terminal(event.session_state) || event.session_state == SessionState::Disconnected {
                             break;
                         }
