@@ -720,3 +720,20 @@ async fn leftovers(farm: &LocalFarm, limit: Duration) -> anyhow::Result<BTreeMap
     session.close().await;
     Ok(left)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_kind_comes_up_and_a_seed_repeats_the_sequence() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let faults: Vec<Fault> = (0..2000).map(|_| pick_fault(&mut rng)).collect();
+        let kinds: HashSet<String> = faults.iter().map(|f| f.label()).collect();
+        assert_eq!(kinds.len(), 13, "{kinds:?}");
+        let zk = faults.iter().filter(|f| **f == Fault::ZkServer).count();
+        assert!((300..500).contains(&zk), "about 3/15 of the faults: {zk}");
+        let mut again = StdRng::seed_from_u64(7);
+        assert!(faults.iter().all(|f| *f == pick_fault(&mut again)));
+    }
+}
