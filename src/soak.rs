@@ -683,6 +683,19 @@ async fn drive(soak: &mut Soak) -> anyhow::Result<Report> {
         })
         .collect();
     check::undo_freezes(&mut logged, &freezes, 500);
+    let reassignments = logged.iter().filter(|l| l.attempt >= 2).count() as u64;
+    let discarded_results = soak
+        .farm
+        .names(Role::Worker)
+        .iter()
+        .map(|w| {
+            std::fs::read_to_string(soak.farm.log_path(w))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("result discarded"))
+                .count() as u64
+        })
+        .sum();
     let (terms, v) = check::terms(&logged);
     violations.extend(v);
     violations.extend(check::check_terms(&terms, 250));
@@ -693,6 +706,8 @@ async fn drive(soak: &mut Soak) -> anyhow::Result<Report> {
         clients,
         fenced_writes_checked: writes.len(),
         terms: terms.len(),
+        reassignments,
+        discarded_results,
         bound_ms: bound,
         violations,
     })

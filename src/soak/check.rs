@@ -52,6 +52,9 @@ pub struct LoggedAssignment {
     pub master: String,
     pub epoch: i64,
     pub at_ms: u64,
+    /// 1 for a task's first run; more when it runs again (its worker vanished, or a spurious
+    /// re-assignment).
+    pub attempt: u64,
 }
 
 /// Parses one line of a master's JSON log; `None` for anything but an `assigned` line.
@@ -70,6 +73,7 @@ pub fn parse_assigned_line(master: &str, line: &str) -> Option<LoggedAssignment>
         master: master.to_string(),
         epoch,
         at_ms,
+        attempt: v.get("attempt").and_then(|a| a.as_u64()).unwrap_or(1),
     })
 }
 
@@ -346,6 +350,10 @@ pub struct Report {
     pub clients: ClientTally,
     pub fenced_writes_checked: usize,
     pub terms: usize,
+    /// Assignments of a task after its first (informational: wasted work, not a violation).
+    pub reassignments: u64,
+    /// Results a worker could not commit because its assignment had changed (informational).
+    pub discarded_results: u64,
     pub bound_ms: u64,
     pub violations: Vec<String>,
 }
@@ -394,6 +402,11 @@ impl Report {
                 self.fenced_writes_checked.to_string(),
             ),
             ("leadership terms in the logs", self.terms.to_string()),
+            ("re-assignments (attempt ≥ 2)", self.reassignments.to_string()),
+            (
+                "results discarded by workers (assignment changed)",
+                self.discarded_results.to_string(),
+            ),
             ("worst recovery (ms)", worst.map(ms).unwrap_or_else(|| "-".into())),
             ("recovery bound (ms)", self.bound_ms.to_string()),
             ("violations", self.violations.len().to_string()),
@@ -443,7 +456,7 @@ mod tests {
     #[test]
     fn assigned_lines_are_parsed_and_others_skipped() {
         let a = parse_assigned_line("m1", &line(4, "2026-11-25T23:22:52.250Z")).unwrap();
-        assert_eq!(a.epoch, 4);
+        assert_eq!((a.epoch, a.attempt), (4, 1));
         assert_eq!(a.at_ms % 1000, 250);
         assert!(parse_assigned_line("m1", r#"{"message":"scanned ZooKeeper","epoch":4}"#).is_none());
         assert!(parse_assigned_line("m1", "not json \"assigned\"").is_none());
@@ -455,6 +468,7 @@ mod tests {
             master: master.into(),
             epoch,
             at_ms,
+            attempt: 1,
         }
     }
 
