@@ -21,7 +21,7 @@ use zookeeper_client::{Error as ZkError, MultiWriteError};
 use crate::election::random_id;
 use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult, TaskState};
 use crate::task::TaskSpec;
-use crate::zk::{classify, is_terminal, timed, Failure, ZkConfig, ZkSession};
+use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -79,17 +79,11 @@ async fn round_trip(
     Ok(result)
 }
 
-/// A definite failure or the end of the session; `None` when the error is transient (retry).
-fn definite(e: &ZkError) -> Option<TaskError> {
-    match classify(e) {
-        Failure::SessionEnded => Some(TaskError::SessionEnded),
-        Failure::Definite => Some(TaskError::Fatal(e.to_string())),
-        Failure::Transient => None,
-    }
-}
-
 fn session_error(e: ZkError) -> TaskError {
-    definite(&e).unwrap_or_else(|| TaskError::Fatal(e.to_string()))
+    match e {
+        ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed => TaskError::SessionEnded,
+        other => TaskError::Fatal(other.to_string()),
+    }
 }
 
 /// Waits until the session is connected again; `Err(SessionEnded)` if it ended.
@@ -112,8 +106,9 @@ async fn reconnected(session: &ZkSession) -> Result<(), TaskError> {
 async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[u8]) -> Result<(), TaskError> {
     let record = TaskRecord::queued(client_id, now_ms()).to_bytes();
     let (task_path, data_path) = (paths::task(task_id), paths::data(task_id));
+    let mut stale_waits = 0;
     loop {
-        let options = session.ephemeral();
+        let options = session.private_ephemeral();
         let mut multi = session.client.new_multi_writer();
         multi
             .add_create(&data_path, payload, &options)
@@ -128,57 +123,106 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
                 source: ZkError::NodeExists,
                 ..
             })) => {
-                // Ours if a previous attempt's reply was lost. Another session's ephemeral is
-                // most likely our own previous session's, which the servers have not expired
-                // yet (e.g. after a quorum loss): wait for it to go. A persistent one is a
-                // foreign collision.
-                match timed(
-                    session.request_timeout(),
-                    session.client.check_and_watch_stat(&task_path),
-                )
-                .await
-                {
-                    Ok((Some(stat), _)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
-                    Ok((Some(stat), _)) if stat.ephemeral_owner == 0 => {
-                        return Err(TaskError::Fatal(format!(
-                            "task id {task_id} is taken by a persistent znode"
-                        )))
+                // Ours if a previous attempt's reply was lost; ephemerals of an older session
+                // of ours (expired on our side, not yet on the servers': e.g. after every
+                // server restarted) go soon: wait for them; anybody else's is a collision.
+                match existing(session, client_id, &task_path, &data_path).await {
+                    Ok(Existing::Ours) => return Ok(()),
+                    Ok(Existing::Gone) => continue,
+                    Ok(Existing::Stale(path)) if stale_waits < 3 => {
+                        stale_waits += 1;
+                        tracing::info!(task = task_id, path, "waiting for a znode of an ended session to go");
+                        wait_gone(session, &path).await?;
+                        continue;
                     }
-                    Ok((Some(stat), watcher)) => {
-                        tracing::info!(
-                            task = task_id,
-                            owner = format!("{:#x}", stat.ephemeral_owner),
-                            "task id held by another session; waiting for it to go"
-                        );
-                        let event = watcher.changed().await;
-                        if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state)
-                        {
-                            return Err(TaskError::SessionEnded);
-                        }
+                    Ok(_) => return Err(TaskError::Fatal(format!("task id {task_id} is already taken"))),
+                    Err(e) if is_connection_loss(&e) => {
+                        reconnected(session).await?;
+                        continue;
                     }
-                    Ok((None, _)) => {}
-                    Err(e) => match definite(&e) {
-                        Some(err) => return Err(err),
-                        None => reconnected(session).await?,
-                    },
+                    Err(e) => return Err(session_error(e)),
                 }
             }
             Ok(Err(MultiWriteError::OperationFailed { source, .. })) => return Err(session_error(source)),
-            Ok(Err(MultiWriteError::RequestFailed { source })) if definite(&source).is_some() => {
-                return Err(session_error(source))
+            Ok(Err(MultiWriteError::RequestFailed { source })) if is_connection_loss(&source) => {
+                reconnected(session).await?;
+                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) if is_connection_loss(&e) => continue,
+                    Err(e) => return Err(session_error(e)),
+                }
             }
-            Ok(Err(MultiWriteError::RequestFailed { .. })) | Err(_) => {
+            Err(_) => {
                 // Outcome unknown: reconnect, then look before trying again.
                 reconnected(session).await?;
                 match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
                     Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
                     Ok(_) => continue,
-                    Err(e) => match definite(&e) {
-                        Some(err) => return Err(err),
-                        None => continue,
-                    },
+                    Err(e) if is_connection_loss(&e) => continue,
+                    Err(e) => return Err(session_error(e)),
                 }
             }
+            Ok(Err(MultiWriteError::RequestFailed { source })) => return Err(session_error(source)),
+        }
+    }
+}
+
+/// Who holds a task id we failed to create.
+enum Existing {
+    /// Our own session (a retried create whose first reply was lost).
+    Ours,
+    /// Gone meanwhile: try again.
+    Gone,
+    /// An ephemeral of another session that is ours by its record, or a lone ephemeral payload:
+    /// it goes when that session ends.
+    Stale(String),
+    /// A foreign znode.
+    Foreign,
+}
+
+async fn existing(session: &ZkSession, client_id: &str, task_path: &str, data_path: &str) -> Result<Existing, ZkError> {
+    let limit = session.request_timeout();
+    match timed(limit, session.client.get_data(task_path)).await {
+        Ok((_, stat)) if stat.ephemeral_owner == session.session_id() => Ok(Existing::Ours),
+        Ok((data, stat)) => {
+            let ours = TaskRecord::parse(&data).is_ok_and(|r| r.client == client_id);
+            Ok(if stat.ephemeral_owner != 0 && ours {
+                Existing::Stale(task_path.to_string())
+            } else {
+                Existing::Foreign
+            })
+        }
+        Err(ZkError::NoNode) => match timed(limit, session.client.check_stat(data_path)).await? {
+            None => Ok(Existing::Gone),
+            Some(stat) if stat.ephemeral_owner != 0 => Ok(Existing::Stale(data_path.to_string())),
+            Some(_) => Ok(Existing::Foreign),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until `path` is gone, at most a few session timeouts.
+async fn wait_gone(session: &ZkSession, path: &str) -> Result<(), TaskError> {
+    let deadline = tokio::time::Instant::now() + session.client.session_timeout() * 3 + Duration::from_secs(1);
+    loop {
+        let watcher = match timed(session.request_timeout(), session.client.check_and_watch_stat(path)).await {
+            Ok((None, _)) => return Ok(()),
+            Ok((Some(_), watcher)) => watcher,
+            Err(e) if is_connection_loss(&e) => {
+                reconnected(session).await?;
+                continue;
+            }
+            Err(e) => return Err(session_error(e)),
+        };
+        match tokio::time::timeout_at(deadline, watcher.changed()).await {
+            Ok(event)
+                if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state) =>
+            {
+                return Err(TaskError::SessionEnded)
+            }
+            Ok(_) => continue,
+            Err(_) => return Ok(()),
         }
     }
 }
@@ -189,7 +233,7 @@ async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, 
         let (data, _, watcher) = match timed(session.request_timeout(), session.client.get_and_watch_data(&path)).await
         {
             Ok(x) => x,
-            Err(ZkError::ConnectionLoss) => {
+            Err(e) if is_connection_loss(&e) => {
                 reconnected(session).await?;
                 continue;
             }
@@ -198,13 +242,7 @@ async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, 
                     "task {task_id} vanished (deleted by someone else)"
                 )))
             }
-            Err(e) => match definite(&e) {
-                Some(err) => return Err(err),
-                None => {
-                    reconnected(session).await?;
-                    continue;
-                }
-            },
+            Err(e) => return Err(session_error(e)),
         };
         match TaskRecord::parse(&data) {
             Ok(TaskRecord {

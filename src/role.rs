@@ -60,6 +60,10 @@ where
         tokio::select! {
             outcome = body(session.clone()) => {
                 if let Err(e) = outcome {
+                    if e.downcast_ref::<crate::zk::AccessDenied>().is_some() {
+                        session.close().await;
+                        return Err(e);
+                    }
                     tracing::warn!(role, session_id, error = %format!("{e:#}"), "session ended with an error; starting afresh");
                 } else {
                     tracing::warn!(role, session_id, "session ended (expired or closed); starting a new session");

@@ -17,7 +17,7 @@ use zookeeper_client::{Error as ZkError, MultiWriteError, SessionState};
 use crate::election::random_id;
 use crate::protocol::{paths, validate_id, Assignment, TaskRecord, TaskResult, WorkerRecord};
 use crate::task::TaskSpec;
-use crate::zk::{is_terminal, timed, ZkConfig, ZkSession};
+use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -221,7 +221,7 @@ impl Worker {
                         }
                     }
                 }
-                Err(e @ (ZkError::ConnectionLoss | ZkError::SessionExpired | ZkError::ClientClosed)) => {
+                Err(e) if is_connection_loss(&e) || matches!(e, ZkError::SessionExpired | ZkError::ClientClosed) => {
                     if !self.wait_connected(e).await {
                         return Ok(false);
                     }

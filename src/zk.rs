@@ -31,6 +31,8 @@ pub struct ZkConfig {
     pub connect_timeout: Duration,
     secret: String,
     acls: Vec<Acl>,
+    /// The farm's identity only (no world READ): task payloads and results.
+    private_acls: Vec<Acl>,
 }
 
 impl ZkConfig {
@@ -45,13 +47,14 @@ impl ZkConfig {
         if session_timeout < Duration::from_millis(100) {
             bail!("session timeout {session_timeout:?} is too short (at least 100ms)");
         }
-        let acls = if secret.is_empty() {
-            Vec::new()
+        let (acls, private_acls) = if secret.is_empty() {
+            (Vec::new(), Vec::new())
         } else {
-            vec![
-                Acl::new(Permission::ALL, AuthId::new("digest", &digest_id(DIGEST_USER, secret))),
-                Acl::new(Permission::READ, AuthId::anyone()),
-            ]
+            let farm = Acl::new(Permission::ALL, AuthId::new("digest", &digest_id(DIGEST_USER, secret)));
+            (
+                vec![farm.clone(), Acl::new(Permission::READ, AuthId::anyone())],
+                vec![farm],
+            )
         };
         Ok(Self {
             hosts,
@@ -60,6 +63,7 @@ impl ZkConfig {
             connect_timeout,
             secret: secret.to_string(),
             acls,
+            private_acls,
         })
     }
 
@@ -141,11 +145,20 @@ impl ZkConfig {
         let client = if self.chroot == "/" {
             client
         } else {
-            let options = CreateMode::Persistent.with_acls(self.acls());
-            tokio::time::timeout(budget, client.mkdir(&self.chroot, &options))
+            // Look before creating: ZooKeeper answers a create under a parent we may not write
+            // with NoAuth even when the znode exists.
+            let exists = tokio::time::timeout(budget, client.check_stat(&self.chroot))
                 .await
-                .context("timed out creating the chroot")?
-                .with_context(|| format!("creating chroot {}", self.chroot))?;
+                .context("timed out looking for the chroot")?
+                .with_context(|| format!("looking for chroot {}", self.chroot))?
+                .is_some();
+            if !exists {
+                let options = CreateMode::Persistent.with_acls(self.acls());
+                tokio::time::timeout(budget, client.mkdir(&self.chroot, &options))
+                    .await
+                    .context("timed out creating the chroot")?
+                    .with_context(|| format!("creating chroot {}", self.chroot))?;
+            }
             match client.chroot(self.chroot.clone()) {
                 Ok(c) => c,
                 Err(_) => bail!("invalid chroot {}", self.chroot),
@@ -166,6 +179,71 @@ impl ZkConfig {
             Acls::new(&self.acls)
         }
     }
+
+    /// ACLs for task payloads and records (which carry results): open when no secret is set;
+    /// otherwise only the farm's digest identity may read or write them.
+    pub fn private_acls(&self) -> Acls<'_> {
+        if self.private_acls.is_empty() {
+            Acls::anyone_all()
+        } else {
+            Acls::new(&self.private_acls)
+        }
+    }
+}
+
+/// The farm's znodes refuse us (no secret, or another one): retrying cannot help, so roles
+/// stop at once with this error instead of starting session after session.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AccessDenied(pub String);
+
+/// What a role should do about the ACL it finds on one of the farm's persistent znodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclVerdict {
+    /// As expected.
+    Fine,
+    /// Open to the world but we have a secret: set the farm's ACL (we may: world has ADMIN).
+    Tighten,
+    /// Protected, and we run without a secret: we could not write.
+    NeedSecret,
+    /// Protected by an identity that is not ours (another secret).
+    Foreign,
+}
+
+fn world_may_write(acl: &[Acl]) -> bool {
+    acl.iter().any(|a| {
+        a.scheme() == "world"
+            && a.id() == "anyone"
+            && (a.permission().has(Permission::WRITE)
+                || a.permission().has(Permission::CREATE)
+                || a.permission().has(Permission::DELETE))
+    })
+}
+
+/// Decides about `found` given the farm's own ACL `ours` (empty when running without a secret).
+pub fn acl_verdict(ours: &[Acl], found: &[Acl]) -> AclVerdict {
+    let open = world_may_write(found);
+    let Some(farm) = ours.iter().find(|a| a.scheme() == "digest") else {
+        return if open { AclVerdict::Fine } else { AclVerdict::NeedSecret };
+    };
+    let ours_all = found
+        .iter()
+        .any(|a| a.auth_id() == farm.auth_id() && a.permission().has(Permission::ALL));
+    let world_admin = found
+        .iter()
+        .any(|a| a.scheme() == "world" && a.id() == "anyone" && a.permission().has(Permission::ADMIN));
+    match (ours_all, open) {
+        (true, false) => AclVerdict::Fine,
+        (_, true) if world_admin || ours_all => AclVerdict::Tighten,
+        _ => AclVerdict::Foreign,
+    }
+}
+
+fn describe_acl(acl: &[Acl]) -> String {
+    acl.iter()
+        .map(|a| format!("{}:{}:{}", a.scheme(), a.id(), a.permission()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// ZooKeeper's digest ACL id for `user:password`: `user:base64(sha1(user:password))`.
@@ -220,6 +298,11 @@ impl ZkSession {
         CreateMode::Ephemeral.with_acls(self.config.acls())
     }
 
+    /// For a task's `/data/<id>` and `/tasks/<id>`: readable by the farm only when it has a secret.
+    pub fn private_ephemeral(&self) -> CreateOptions<'_> {
+        CreateMode::Ephemeral.with_acls(self.config.private_acls())
+    }
+
     pub fn session_id(&self) -> i64 {
         self.client.session_id().0
     }
@@ -235,16 +318,82 @@ impl ZkSession {
         for path in paths::LAYOUT {
             self.ensure_path(path).await?;
         }
+        self.check_acls().await
+    }
+
+    /// Checks the ACLs of the layout (and of the chroot, when the farm has one and a secret):
+    /// open ones left by a run without a secret are tightened when we have one; a clear error
+    /// when the farm is protected and we lack its secret, or it carries another secret's ACL.
+    async fn check_acls(&self) -> anyhow::Result<()> {
+        let mut nodes: Vec<&str> = paths::LAYOUT.to_vec();
+        if self.config.has_secret() && self.config.chroot != "/" {
+            // The chroot too: an open parent would let anyone delete and re-create an empty
+            // layout znode with open ACLs. (Without a chroot, "/" is ZooKeeper's own root.)
+            nodes.insert(0, "/");
+        }
+        let limit = self.request_timeout() * 2;
+        for path in nodes {
+            let shown = if path == "/" { self.config.chroot.as_str() } else { path };
+            let (found, stat) = tokio::time::timeout(limit, self.client.get_acl(path))
+                .await
+                .with_context(|| format!("timed out reading the ACL of {shown}"))?
+                .with_context(|| format!("reading the ACL of {shown}"))?;
+            match acl_verdict(&self.config.acls, &found) {
+                AclVerdict::Fine => {}
+                AclVerdict::Tighten => {
+                    match tokio::time::timeout(limit, self.client.set_acl(path, &self.config.acls, Some(stat.aversion)))
+                        .await
+                    {
+                        Ok(Ok(_)) => tracing::info!(path = shown, "tightened an open ACL to the farm's"),
+                        // Another role did it at the same moment.
+                        Ok(Err(zookeeper_client::Error::BadVersion)) => {}
+                        Ok(Err(e)) => return Err(e).with_context(|| format!("setting the farm's ACL on {shown}")),
+                        Err(_) => bail!("timed out setting the farm's ACL on {shown}"),
+                    }
+                }
+                AclVerdict::NeedSecret => {
+                    return Err(AccessDenied(format!(
+                        "{shown} is protected by ZooKeeper ACLs ({}): this role needs the farm's secret \
+                         (--zk-secret or TASKFARM_ZK_SECRET)",
+                        describe_acl(&found)
+                    ))
+                    .into())
+                }
+                AclVerdict::Foreign => {
+                    return Err(AccessDenied(format!(
+                    "{shown} is protected by ACLs of another identity ({}): is TASKFARM_ZK_SECRET the farm's secret?",
+                    describe_acl(&found)
+                ))
+                    .into())
+                }
+            }
+        }
         Ok(())
     }
 
     /// `mkdir -p` for one path.
     pub async fn ensure_path(&self, path: &str) -> anyhow::Result<()> {
-        let options = self.persistent();
-        tokio::time::timeout(self.request_timeout() * 2, self.client.mkdir(path, &options))
+        let limit = self.request_timeout() * 2;
+        // Look first: a create under a parent we may not write fails with NoAuth even when the
+        // znode exists (the ACL check then explains what is missing).
+        let exists = tokio::time::timeout(limit, self.client.check_stat(path))
             .await
-            .with_context(|| format!("timed out creating {path}"))?
-            .with_context(|| format!("creating {path}"))
+            .with_context(|| format!("timed out looking for {path}"))?
+            .with_context(|| format!("looking for {path}"))?
+            .is_some();
+        if exists {
+            return Ok(());
+        }
+        let options = self.persistent();
+        match tokio::time::timeout(limit, self.client.mkdir(path, &options)).await {
+            Ok(Err(zookeeper_client::Error::NoAuth)) => Err(AccessDenied(format!(
+                "creating {path}: not authorized by the ZooKeeper ACLs (is TASKFARM_ZK_SECRET the farm's secret?)"
+            ))
+            .into()),
+            r => r
+                .with_context(|| format!("timed out creating {path}"))?
+                .with_context(|| format!("creating {path}")),
+        }
     }
 
     /// Closes the session and waits (briefly) until the server has acknowledged it, so that
@@ -367,6 +516,12 @@ pub fn classify(e: &zookeeper_client::Error) -> Failure {
     }
 }
 
+/// Whether a request's error means "the connection broke, outcome unknown": the crate reports
+/// a reset socket as an I/O error (`Error::Custom`) rather than `ConnectionLoss`.
+pub fn is_connection_loss(e: &zookeeper_client::Error) -> bool {
+    classify(e) == Failure::Transient
+}
+
 /// Whether a session state means the session is gone for good (a new client is needed).
 pub fn is_terminal(state: SessionState) -> bool {
     matches!(
@@ -402,6 +557,23 @@ mod tests {
         ] {
             assert!(parse_connect_string(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn acl_verdicts() {
+        let with = ZkConfig::new("a:1/f", Duration::from_secs(1), Duration::from_secs(1), "s3cret").unwrap();
+        let other = ZkConfig::new("a:1/f", Duration::from_secs(1), Duration::from_secs(1), "other").unwrap();
+        let without = ZkConfig::new("a:1/f", Duration::from_secs(1), Duration::from_secs(1), "").unwrap();
+        let open = vec![Acl::new(Permission::ALL, AuthId::anyone())];
+        assert_eq!(acl_verdict(&without.acls, &open), AclVerdict::Fine);
+        assert_eq!(acl_verdict(&without.acls, &with.acls), AclVerdict::NeedSecret);
+        assert_eq!(acl_verdict(&with.acls, &with.acls), AclVerdict::Fine);
+        assert_eq!(acl_verdict(&with.acls, &with.private_acls), AclVerdict::Fine);
+        assert_eq!(acl_verdict(&with.acls, &open), AclVerdict::Tighten);
+        assert_eq!(acl_verdict(&with.acls, &other.acls), AclVerdict::Foreign);
+        let read_only = vec![Acl::new(Permission::READ, AuthId::anyone())];
+        assert_eq!(acl_verdict(&with.acls, &read_only), AclVerdict::Foreign);
+        assert_eq!(acl_verdict(&without.acls, &read_only), AclVerdict::NeedSecret);
     }
 
     #[test]

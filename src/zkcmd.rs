@@ -30,6 +30,16 @@ async fn walk(session: &ZkSession, path: &str, depth: usize, out: &mut String) -
         Ok(x) => x,
         // Deleted while we walked: not an error, just gone.
         Err(ZkError::NoNode) if depth > 0 => return Ok(()),
+        // A task's payload or record, readable by the farm's identity only.
+        Err(ZkError::NoAuth) if depth > 0 => {
+            let _ = writeln!(
+                out,
+                "{}{} (not readable without the farm's secret)",
+                "  ".repeat(depth),
+                crate::protocol::paths::name(path)
+            );
+            return Ok(());
+        }
         Err(e) => return Err(e).with_context(|| format!("reading {path}")),
     };
     let name = if depth == 0 {

@@ -180,7 +180,8 @@ impl<'a> Leader<'a> {
         let mut rescan = false;
         loop {
             if rescan && writes.is_empty() {
-                // Watch events may have been lost: trust only a fresh scan.
+                // Watch events may have been lost (ZOOKEEPER-4698): trust only a fresh scan. The
+                // watches themselves were renewed by RecursiveWatch on reconnection.
                 reads = FuturesOrdered::new();
                 let completed = index.completed();
                 index = self.scan().await?;
