@@ -204,12 +204,27 @@ impl Index {
 
     /// A write failed: forget its claims (the caller re-reads the nodes it touched).
     pub fn action_failed(&mut self, action: &Action) {
+        // Release only the claims this action set: a later action may have claimed the same
+        // node since (e.g. an assignment after a failed repair), and its claim must stand.
+        let (task_version, worker_version) = match action {
+            Action::Assign {
+                task_version,
+                worker_version,
+                ..
+            } => (Some(*task_version), Some(*worker_version)),
+            Action::FailTask { task_version, .. } => (Some(*task_version), None),
+            Action::ClearWorker { worker_version, .. } => (None, Some(*worker_version)),
+        };
         let (task, worker) = action.nodes();
-        if let Some(t) = task {
-            self.task_claims.remove(t);
+        if let (Some(t), Some(v)) = (task, task_version) {
+            if self.task_claims.get(t) == Some(&(v + 1)) {
+                self.task_claims.remove(t);
+            }
         }
-        if let Some(w) = worker {
-            self.worker_claims.remove(w);
+        if let (Some(w), Some(v)) = (worker, worker_version) {
+            if self.worker_claims.get(w) == Some(&(v + 1)) {
+                self.worker_claims.remove(w);
+            }
         }
     }
 
@@ -299,7 +314,12 @@ impl Index {
                     t.version == a.task_version
                         && matches!(&t.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some(w))
                 });
-                if !holds {
+                // The worker commits its result and frees itself in one multi; if we already
+                // saw the task done by it, our view of the worker is just behind: wait for it.
+                let just_committed = self.tasks.get(&a.task).is_some_and(
+                    |t| matches!(&t.record, Ok(r) if r.state == TaskState::Done && r.worker.as_deref() == Some(w)),
+                );
+                if !holds && !just_committed {
                     let reason = match self.tasks.get(&a.task) {
                         None => format!("task {} is gone", a.task),
                         Some(_) => format!("task {} is no longer assigned to it", a.task),
@@ -734,5 +754,72 @@ mod tests {
                 running: 1
             }
         );
+    }
+
+    #[test]
+    fn a_failed_repair_does_not_release_a_later_assignment_s_claim() {
+        // w1 is seen still holding t0 (its free observation lags), and t0 is gone: a repair.
+        let old = Assignment {
+            task: "t0".into(),
+            epoch: 1,
+            attempt: 1,
+            task_version: 1,
+        };
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), busy(&old, 4))], vec![("t1".into(), queued(1))]);
+        let repair = index.decide();
+        assert!(
+            matches!(&repair[..], [Action::ClearWorker { worker_version: 4, .. }]),
+            "{repair:?}"
+        );
+        // The worker's own free observation arrives, and t1 goes to it.
+        index.observe_worker("w1", Some(free(5)));
+        let assign = index.decide();
+        assert_eq!(assigned_pairs(&assign), vec![("t1".into(), "w1".into())]);
+        // The stale repair now fails (BadVersion); the assignment's claim must survive it.
+        index.action_failed(&repair[0]);
+        let Action::Assign {
+            record, task_version, ..
+        } = &assign[0]
+        else {
+            unreachable!()
+        };
+        index.observe_task(
+            "t1",
+            Some(TaskObs {
+                record: Ok(record.clone()),
+                version: task_version + 1,
+                created: 1,
+            }),
+        );
+        index.observe_worker("w2", Some(free(0)));
+        assert!(index.decide().is_empty(), "t1 runs on w1: nothing to re-assign");
+    }
+
+    #[test]
+    fn a_worker_seen_busy_with_a_task_it_just_completed_is_not_cleared() {
+        let a = Assignment {
+            task: "t1".into(),
+            epoch: 1,
+            attempt: 1,
+            task_version: 1,
+        };
+        let done =
+            TaskRecord::queued("c", 0)
+                .assigned("w1", 1)
+                .done(TaskResult::success(serde_json::json!(1), "w1", 1, 0));
+        let mut index = Index::from_scan(
+            1,
+            3,
+            vec![("w1".into(), busy(&a, 1))],
+            vec![(
+                "t1".into(),
+                TaskObs {
+                    record: Ok(done),
+                    version: 2,
+                    created: 1,
+                },
+            )],
+        );
+        assert!(index.decide().is_empty());
     }
 }
