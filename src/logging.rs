@@ -6,8 +6,15 @@ use tracing_subscriber::{fmt, EnvFilter};
 use crate::cli::LogFormat;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level (`info`).
-pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,zookeeper_client=warn"));
+/// `orchestrator` is for commands that run a farm of child processes (demo, scenario, bench,
+/// soak): their own ZooKeeper client's reconnection chatter is noise next to their tables.
+pub fn init(format: LogFormat, orchestrator: bool) {
+    let default = if orchestrator {
+        "warn,zookeeper_client=off"
+    } else {
+        "info,zookeeper_client=warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -14,7 +14,11 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    taskfarm::logging::init(cli.global.log_format);
+    let orchestrator = matches!(
+        cli.command,
+        Command::Demo(_) | Command::Scenario(_) | Command::Bench(_) | Command::Soak(_)
+    );
+    taskfarm::logging::init(cli.global.log_format, orchestrator);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
