@@ -5,11 +5,12 @@ need_apt=()
 [ -f /usr/share/java/zookeeper.jar ] || need_apt+=(zookeeper)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "installing ${need_apt[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-# The Debian package starts nothing by itself here, but make sure no system ZooKeeper holds 2181.
-command -v rustup >/dev/null && rustup component list --installed 2>/dev/null | grep -q clippy || true
 java -version 2>&1 | head -1
 ls /usr/share/java/zookeeper.jar
