@@ -243,10 +243,16 @@ async fn a_dead_client_leaves_nothing_behind_and_frees_its_workers() {
         (c.len() == 6).then_some(())
     })
     .await;
+    let running = wait_data(&observer, "/workers/w1", "w1 running a task", assignment_of)
+        .await
+        .task;
     client.signal(Signal::SIGSTOP);
     let ids = observer.client.list_children("/tasks").await.unwrap();
     // A commit while the client is frozen leaves a finished, uncollected task.
-    completed_at_least(&farm, 1).await;
+    wait_data(&observer, &format!("/tasks/{running}"), "a task finishing", |d| {
+        (TaskRecord::parse(d?).ok()?.state == TaskState::Done).then_some(())
+    })
+    .await;
     let mut states = HashMap::new();
     for id in &ids {
         if let Ok((d, _)) = observer.client.get_data(&format!("/tasks/{id}")).await {
