@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// Session timeout of the farm's roles (a SIGKILLed leader is replaced after about this).
     #[arg(long, default_value = "2s", value_parser = crate::cli::parse_duration)]
     pub farm_session_timeout: Duration,
+    /// Parts to run (default all): ceiling, throughput, failover, backlog.
+    #[arg(long, value_delimiter = ',', value_parser = ["ceiling", "throughput", "failover", "backlog"])]
+    pub only: Option<Vec<String>>,
     /// Run ZooKeeper with forceSync=no (no fsync of its transaction log): not a real deployment.
     #[arg(long)]
     pub no_force_sync: bool,
@@ -86,6 +89,7 @@ struct Plan {
     backlog_workers: usize,
     session_timeout: Duration,
     force_sync: bool,
+    parts: Vec<String>,
 }
 
 impl Plan {
@@ -108,7 +112,16 @@ impl Plan {
             backlog_workers: 4,
             session_timeout: args.farm_session_timeout,
             force_sync: !args.no_force_sync,
+            parts: args.only.clone().unwrap_or_else(|| {
+                ["ceiling", "throughput", "failover", "backlog"]
+                    .map(String::from)
+                    .to_vec()
+            }),
         }
+    }
+
+    fn runs(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
     }
 }
 
@@ -218,19 +231,29 @@ async fn bench_servers(
         ..Default::default()
     };
 
-    progress.phase(
-        format!("[{n} server(s)] ceiling: pipelined writes"),
-        plan.ceiling_ops * 2,
-    );
-    r.ceiling = ceiling(&zk, plan, progress).await?;
-    progress.note(format!(
-        "[{n}] ceiling {:.0} writes/s ({:.2} zxid/write), serial p50 {:.2} ms p99 {:.2} ms",
-        r.ceiling.writes_per_s, r.ceiling.zxid_per_write, r.ceiling.serial_ms.p50, r.ceiling.serial_ms.p99
-    ));
-
-    throughput(&zk, plan, &dir.join("throughput"), binary, progress, &mut r).await?;
-    r.failover = failover(&zk, plan, &dir.join("failover"), binary, progress).await?;
-    for &queued in &plan.backlog_sizes {
+    if plan.runs("ceiling") {
+        progress.phase(
+            format!("[{n} server(s)] ceiling: pipelined writes"),
+            plan.ceiling_ops * 2,
+        );
+        r.ceiling = ceiling(&zk, plan, progress).await?;
+        progress.note(format!(
+            "[{n}] ceiling {:.0} writes/s ({:.2} zxid/write), serial p50 {:.2} ms p99 {:.2} ms",
+            r.ceiling.writes_per_s, r.ceiling.zxid_per_write, r.ceiling.serial_ms.p50, r.ceiling.serial_ms.p99
+        ));
+    }
+    if plan.runs("throughput") {
+        throughput(&zk, plan, &dir.join("throughput"), binary, progress, &mut r).await?;
+    }
+    if plan.runs("failover") {
+        r.failover = failover(&zk, plan, &dir.join("failover"), binary, progress).await?;
+    }
+    let backlog_sizes = if plan.runs("backlog") {
+        plan.backlog_sizes.clone()
+    } else {
+        Vec::new()
+    };
+    for &queued in &backlog_sizes {
         let b = backlog(
             &zk,
             plan,
