@@ -292,6 +292,33 @@ fn zxid(zk: &ZkCluster) -> Option<(u32, u32)> {
         .max()
 }
 
+/// `mntr` counters summed over the running servers (each counts its own clients' packets).
+fn mntr_sum(zk: &ZkCluster) -> BTreeMap<String, f64> {
+    let mut sum = BTreeMap::new();
+    for i in (0..zk.len()).filter(|&i| zk.servers()[i].is_running()) {
+        for (k, v) in zk
+            .four_letter(i, "mntr")
+            .map(|m| stats::parse_mntr(&m))
+            .unwrap_or_default()
+        {
+            *sum.entry(k).or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
+/// CPU ticks used so far by all running ZooKeeper servers.
+fn zk_cpu_ticks(zk: &ZkCluster) -> u64 {
+    zk.servers().iter().filter_map(|s| s.pid()).map(cpu_ticks).sum()
+}
+
+fn counter_delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>, key: &str) -> f64 {
+    match (before.get(key), after.get(key)) {
+        (Some(a), Some(b)) if b >= a => b - a,
+        _ => 0.0,
+    }
+}
+
 fn zxid_delta(before: Option<(u32, u32)>, after: Option<(u32, u32)>) -> Option<u64> {
     stats::zxid_delta(before?, after?)
 }
@@ -310,6 +337,8 @@ async fn ceiling(zk: &ZkCluster, plan: &Plan, progress: &Progress) -> anyhow::Re
     let options = session.persistent();
     let names: Vec<String> = (0..plan.ceiling_ops).map(|i| format!("/n{i:08}")).collect();
     let z0 = tokio::task::block_in_place(|| zxid(zk));
+    let m0 = tokio::task::block_in_place(|| mntr_sum(zk));
+    let zcpu0 = zk_cpu_ticks(zk);
 
     let t0 = Instant::now();
     {
@@ -347,6 +376,8 @@ async fn ceiling(zk: &ZkCluster, plan: &Plan, progress: &Progress) -> anyhow::Re
     }
     let deletes = t1.elapsed();
     let z1 = tokio::task::block_in_place(|| zxid(zk));
+    let m1 = tokio::task::block_in_place(|| mntr_sum(zk));
+    let zcpu1 = zk_cpu_ticks(zk);
 
     progress.phase("ceiling: serial round trips", plan.serial_ops * 2);
     let mut serial = Vec::with_capacity(plan.serial_ops as usize * 2);
@@ -369,6 +400,8 @@ async fn ceiling(zk: &ZkCluster, plan: &Plan, progress: &Progress) -> anyhow::Re
         deletes_per_s: ops / deletes.as_secs_f64(),
         writes_per_s: 2.0 * ops / (creates + deletes).as_secs_f64(),
         zxid_per_write: zxid_delta(z0, z1).map_or(0.0, |d| d as f64 / (2.0 * ops)),
+        requests_per_write: counter_delta(&m0, &m1, "zk_packets_received") / (2.0 * ops),
+        zk_cpu_us_per_write: (zcpu1 - zcpu0) as f64 / USER_HZ * 1e6 / (2.0 * ops),
         serial_ms: Quantiles::of(&serial),
     })
 }
@@ -432,6 +465,8 @@ async fn throughput_point(
     let names: Vec<String> = (0..clients).map(|j| format!("c{workers:02}-{j}")).collect();
     progress.phase(format!("throughput: {workers} worker(s)"), per_client * clients as u64);
     let z0 = tokio::task::block_in_place(|| zxid(zk));
+    let m0 = tokio::task::block_in_place(|| mntr_sum(zk));
+    let zcpu0 = zk_cpu_ticks(zk);
     let cpu0 = role_cpu_ticks(farm, Role::Master);
     for name in &names {
         farm.spawn(
@@ -462,6 +497,8 @@ async fn throughput_point(
         }
     }
     let z1 = tokio::task::block_in_place(|| zxid(zk));
+    let m1 = tokio::task::block_in_place(|| mntr_sum(zk));
+    let zcpu1 = zk_cpu_ticks(zk);
     let cpu1 = role_cpu_ticks(farm, Role::Master);
     let (mut completed, mut lost, mut elapsed) = (0u64, 0u64, 0f64);
     let mut latencies = Vec::new();
@@ -483,6 +520,9 @@ async fn throughput_point(
         tasks_per_s: stats::ratio(completed as f64, elapsed),
         latency_ms: Quantiles::of(&latencies),
         writes_per_task: zxid_delta(z0, z1).map_or(0.0, |d| stats::ratio(d as f64, completed as f64)),
+        zk_requests_per_task: stats::ratio(counter_delta(&m0, &m1, "zk_packets_received"), completed as f64),
+        zk_sent_per_task: stats::ratio(counter_delta(&m0, &m1, "zk_packets_sent"), completed as f64),
+        zk_cpu_us_per_task: stats::ratio((zcpu1 - zcpu0) as f64 / USER_HZ * 1e6, completed as f64),
         ceiling_ratio: 0.0,
         master_cpu_us_per_task: stats::ratio((cpu1 - cpu0) as f64 / USER_HZ * 1e6, completed as f64),
     })

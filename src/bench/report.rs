@@ -26,6 +26,10 @@ pub struct Ceiling {
     pub writes_per_s: f64,
     /// Transactions the server counted per write (zxid delta / writes): checks the method.
     pub zxid_per_write: f64,
+    /// Client packets the servers received per write (`mntr` zk_packets_received).
+    pub requests_per_write: f64,
+    /// CPU the ZooKeeper servers spent per pipelined write (all servers, /proc).
+    pub zk_cpu_us_per_write: f64,
     /// One write at a time (create and delete alternately).
     pub serial_ms: Quantiles,
 }
@@ -46,6 +50,12 @@ pub struct Point {
     /// throughput / (ceiling / protocol writes per task).
     pub ceiling_ratio: f64,
     pub master_cpu_us_per_task: f64,
+    /// Client packets (requests and pings) ZooKeeper received per task (`mntr` zk_packets_received).
+    pub zk_requests_per_task: f64,
+    /// Packets ZooKeeper sent per task: responses and watch notifications (`mntr` zk_packets_sent).
+    pub zk_sent_per_task: f64,
+    /// CPU the ZooKeeper servers spent per task (all servers, /proc).
+    pub zk_cpu_us_per_task: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -238,7 +248,7 @@ fn render_servers(s: &mut String, r: &ServersReport) {
     let _ = writeln!(
         s,
         "**Ceiling** (one connection, {} pipelined writes, window {}): {:.0} writes/s \
-         (creates {:.0}/s, deletes {:.0}/s; {:.2} zxid per write); serial round trip p50 {:.2} ms, \
+         (creates {:.0}/s, deletes {:.0}/s; {:.2} zxid, {:.2} requests and {:.0} us of server CPU per write); serial round trip p50 {:.2} ms, \
          p99 {:.2} ms (n={}).\n",
         c.ops * 2,
         c.window,
@@ -246,6 +256,8 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         c.creates_per_s,
         c.deletes_per_s,
         c.zxid_per_write,
+        c.requests_per_write,
+        c.zk_cpu_us_per_write,
         c.serial_ms.p50,
         c.serial_ms.p99,
         c.serial_ms.n
@@ -260,13 +272,13 @@ fn render_servers(s: &mut String, r: &ServersReport) {
     );
     let _ = writeln!(
         s,
-        "| workers | clients x conc. | tasks | tasks/s | p50 ms | p99 ms | % of bound | zxid/task | master CPU us/task |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| workers | clients x conc. | tasks | tasks/s | p50 ms | p99 ms | % of bound | zxid/task | ZK requests/task | ZK packets sent/task | ZK CPU us/task | master CPU us/task |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &r.points {
         let _ = writeln!(
             s,
-            "| {} | {} x {} | {}{} | {:.0} | {:.1} | {:.1} | {:.0} % | {:.2} | {:.0} |",
+            "| {} | {} x {} | {}{} | {:.0} | {:.1} | {:.1} | {:.0} % | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
             p.workers,
             p.clients,
             p.concurrency_per_client,
@@ -281,6 +293,9 @@ fn render_servers(s: &mut String, r: &ServersReport) {
             p.latency_ms.p99,
             p.ceiling_ratio * 100.0,
             p.writes_per_task,
+            p.zk_requests_per_task,
+            p.zk_sent_per_task,
+            p.zk_cpu_us_per_task,
             p.master_cpu_us_per_task
         );
     }
@@ -406,6 +421,7 @@ mod tests {
             ..Default::default()
         });
         assert!(md.contains("| 2 | 0 x 0 | 0 | 1300 |"), "{md}");
+        assert!(md.contains("ZK requests/task"));
         assert!(md.contains("MISS") && md.contains("PASS"));
     }
 }
