@@ -107,7 +107,12 @@ impl Plan {
             sigterm_trials: if q { 3 } else { 20 },
             sigkill_trials: if q { 1 } else { 5 },
             worker_kill_trials: if q { 1 } else { 5 },
-            backlog_sizes: if q { vec![100, 1_000] } else { vec![100, 10_000] },
+            // A-B-B-A: a drift in the machine's load hits both sizes alike.
+            backlog_sizes: if q {
+                vec![100, 1_000]
+            } else {
+                vec![100, 10_000, 10_000, 100]
+            },
             backlog_measured: if q { 300 } else { 4_000 },
             backlog_workers: 4,
             session_timeout: args.farm_session_timeout,
@@ -258,7 +263,7 @@ async fn bench_servers(
             &zk,
             plan,
             queued,
-            &dir.join(format!("backlog-{queued}")),
+            &dir.join(format!("backlog-{queued}-{}", r.backlog.len())),
             binary,
             progress,
             &mut r.footprint,
@@ -529,7 +534,9 @@ async fn throughput_point(
 }
 
 /// Failover: leader SIGTERM and SIGKILL to the new leader's first assignment; worker SIGKILL to
-/// its task assigned to another worker. A light stream of short tasks keeps work queued.
+/// its task assigned to another worker. A light stream of short tasks (one at a time, two
+/// workers) means that whenever a new leader takes over, a task is queued or about to be and
+/// a worker is free: the figure is the handover, not a wait for a busy worker.
 async fn failover(
     zk: &ZkCluster,
     plan: &Plan,
@@ -559,9 +566,9 @@ async fn failover(
             "--tasks".into(),
             "0".into(),
             "--concurrency".into(),
-            "4".into(),
+            "1".into(),
             "--task".into(),
-            r#"{"kind":"sleep","ms":20}"#.into(),
+            r#"{"kind":"sleep","ms":5}"#.into(),
         ],
     )?;
     let mut tails: BTreeMap<String, LogTail> = ["m1", "m2"]
@@ -692,13 +699,12 @@ async fn backlog(
     progress: &Progress,
     footprint: &mut Footprint,
 ) -> anyhow::Result<Backlog> {
-    let mut farm = LocalFarm::new(
-        zk,
-        &format!("/bench-backlog-{queued}"),
-        dir,
-        binary,
-        plan.session_timeout,
-    )?;
+    // A fresh chroot per run (the directory's name): nothing left over from an earlier run.
+    let chroot = format!(
+        "/bench-{}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("backlog")
+    );
+    let mut farm = LocalFarm::new(zk, &chroot, dir, binary, plan.session_timeout)?;
     let obs = farm.observer().await?;
     farm.spawn(Role::Master, "m1", &[])?;
     wait_for(Duration::from_secs(30), "a leader", || async {
