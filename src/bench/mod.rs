@@ -605,15 +605,22 @@ async fn failover(
         let t_kill = epoch_ms();
         farm.signal(&leader, signal)?;
         let tail = tails.get_mut(other).expect("tail");
+        // When the new leader took over, and when it made its first assignment.
+        let mut became: Option<f64> = None;
         let hit = first_line(limit, || {
             tail.lines().into_iter().find_map(|v| {
-                (v["message"] == "assigned")
-                    .then(|| log_ms(&v))
-                    .flatten()
-                    .filter(|&t| t >= t_kill)
+                let t = log_ms(&v).filter(|&t| t >= t_kill)?;
+                let message = v["message"].as_str().unwrap_or_default();
+                if message.starts_with("became leader") {
+                    became.get_or_insert(t);
+                }
+                (message == "assigned").then_some(t)
             })
         })
         .await;
+        if let Some(b) = became {
+            f.leader_ms_samples.push(b - t_kill);
+        }
         match hit {
             Some(t) if signal == Signal::SIGTERM => f.sigterm_samples.push(t - t_kill),
             Some(t) => f.sigkill_samples.push(t - t_kill),
@@ -676,6 +683,8 @@ async fn failover(
         .await?;
         progress.pb.set_position(u64::from(trial) + 1);
     }
+    let n_term = (plan.sigterm_trials as usize).min(f.leader_ms_samples.len());
+    f.sigterm_leader_ms = Quantiles::of(&f.leader_ms_samples[..n_term]);
     f.sigterm_ms = Quantiles::of(&f.sigterm_samples);
     f.sigkill_ms = Quantiles::of(&f.sigkill_samples);
     f.worker_kill_ms = Quantiles::of(&f.worker_kill_samples);

@@ -64,6 +64,10 @@ pub struct Failover {
     /// Leader SIGTERM to the new leader's first assignment.
     pub sigterm_ms: Quantiles,
     pub sigterm_samples: Vec<f64>,
+    /// Leader SIGTERM to the new leader's "became leader" log line (the election alone).
+    pub sigterm_leader_ms: Quantiles,
+    /// Kill to "became leader", SIGTERM trials then SIGKILL trials.
+    pub leader_ms_samples: Vec<f64>,
     /// Leader SIGKILL to the new leader's first assignment.
     pub sigkill_ms: Quantiles,
     pub sigkill_samples: Vec<f64>,
@@ -314,6 +318,7 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         f.session_timeout_ms
     );
     for (name, q) in [
+        ("leader SIGTERM -> new leader elected (log line)", &f.sigterm_leader_ms),
         ("leader SIGTERM -> new leader's first assignment", &f.sigterm_ms),
         ("leader SIGKILL -> new leader's first assignment", &f.sigkill_ms),
         ("worker SIGKILL -> its task assigned elsewhere", &f.worker_kill_ms),
