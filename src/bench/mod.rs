@@ -60,6 +60,9 @@ pub struct BenchArgs {
     /// Parts to run (default all): ceiling, throughput, failover, backlog.
     #[arg(long, value_delimiter = ',', value_parser = ["ceiling", "throughput", "failover", "backlog"])]
     pub only: Option<Vec<String>>,
+    /// Measure nothing: redraw the chart (--plot) and reprint the tables from an earlier --json file.
+    #[arg(long, value_name = "JSON")]
+    pub replot: Option<PathBuf>,
     /// Run ZooKeeper with forceSync=no (no fsync of its transaction log): not a real deployment.
     #[arg(long)]
     pub no_force_sync: bool,
@@ -131,6 +134,15 @@ impl Plan {
 }
 
 pub async fn run(_global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(json) = &args.replot {
+        let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
+        let report: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
+        let plot = args.plot.clone().unwrap_or_else(|| json.with_extension("svg"));
+        plot::throughput_svg(&report.runs, &plot)?;
+        print!("{}", report::render_markdown(&report));
+        println!("Chart: {}", plot.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     let plan = Plan::new(&args);
     let run_dir = crate::farm::new_run_dir("bench")?;
     let binary = std::env::current_exe().context("locating this binary")?;

@@ -30,12 +30,13 @@ pub fn throughput_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()>
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d((1.0f64..max_workers).log_scale(), 0.0f64..top)
+        .build_cartesian_2d(0.0f64..max_workers + 1.0, 0.0f64..top)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart
         .configure_mesh()
         .x_desc("workers")
         .y_desc("tasks/s")
+        .x_labels(max_workers as usize + 2)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
@@ -53,7 +54,7 @@ pub fn throughput_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()>
             .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let b = bound(r);
-        let dashes: Vec<_> = dashed(1.0, max_workers, 24)
+        let dashes: Vec<_> = dashed(0.0, max_workers + 1.0, 40)
             .into_iter()
             .map(|(a, z)| PathElement::new(vec![(a, b), (z, b)], colour.stroke_width(1)))
             .collect();
@@ -79,14 +80,13 @@ pub fn throughput_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// `n` dash segments evenly spaced (in log space) between `from` and `to`.
+/// `n` dash segments evenly spaced between `from` and `to`.
 fn dashed(from: f64, to: f64, n: usize) -> Vec<(f64, f64)> {
-    let (a, z) = (from.ln(), to.ln());
-    let step = (z - a) / n as f64;
+    let step = (to - from) / n as f64;
     (0..n)
         .map(|i| {
-            let s = a + step * i as f64;
-            (s.exp(), (s + step * 0.6).exp())
+            let s = from + step * i as f64;
+            (s, s + step * 0.6)
         })
         .collect()
 }

@@ -2,11 +2,12 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stats::{ceiling_ratio, Quantiles};
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
@@ -15,7 +16,8 @@ pub struct Machine {
     pub zookeeper: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Ceiling {
     /// Pipelined single-op writes (creates, then deletes) from one connection.
     pub ops: u64,
@@ -34,7 +36,8 @@ pub struct Ceiling {
     pub serial_ms: Quantiles,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Point {
     pub workers: usize,
     pub clients: usize,
@@ -58,7 +61,8 @@ pub struct Point {
     pub zk_cpu_us_per_task: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Failover {
     pub session_timeout_ms: u64,
     /// Leader SIGTERM to the new leader's first assignment.
@@ -77,7 +81,8 @@ pub struct Failover {
     pub failed_trials: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Backlog {
     pub queued: u64,
     pub workers: usize,
@@ -86,7 +91,8 @@ pub struct Backlog {
     pub master_cpu_us_per_task: f64,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Footprint {
     pub master_rss_kib: u64,
     pub worker_rss_kib: u64,
@@ -95,7 +101,7 @@ pub struct Footprint {
     pub backlog_client_rss_kib: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
     pub name: String,
     pub goal: String,
@@ -103,7 +109,8 @@ pub struct Target {
     pub pass: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ServersReport {
     pub servers: usize,
     pub force_sync: bool,
@@ -116,7 +123,8 @@ pub struct ServersReport {
     pub targets: Vec<Target>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     pub quick: bool,
     pub command: String,
@@ -323,7 +331,9 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         ("leader SIGKILL -> new leader's first assignment", &f.sigkill_ms),
         ("worker SIGKILL -> its task assigned elsewhere", &f.worker_kill_ms),
     ] {
-        let _ = writeln!(s, "| {name} | {} | {:.1} | {:.1} | {:.1} |", q.n, q.p50, q.p99, q.max);
+        if q.n > 0 {
+            let _ = writeln!(s, "| {name} | {} | {:.1} | {:.1} | {:.1} |", q.n, q.p50, q.p99, q.max);
+        }
     }
     if f.failed_trials > 0 {
         let _ = writeln!(

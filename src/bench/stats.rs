@@ -10,7 +10,7 @@ pub use crate::client::quantile;
 pub const PROTOCOL_WRITES_PER_TASK: u32 = 4;
 
 /// p50 / p99 / max of unsorted samples (milliseconds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quantiles {
     pub n: usize,
     pub p50: f64,
