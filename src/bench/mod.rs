@@ -630,8 +630,10 @@ async fn failover(
             })
         })
         .await;
-        if let Some(b) = became {
-            f.leader_ms_samples.push(b - t_kill);
+        match became {
+            Some(b) if signal == Signal::SIGTERM => f.sigterm_leader_samples.push(b - t_kill),
+            Some(b) => f.sigkill_leader_samples.push(b - t_kill),
+            None => {}
         }
         match hit {
             Some(t) if signal == Signal::SIGTERM => f.sigterm_samples.push(t - t_kill),
@@ -695,8 +697,7 @@ async fn failover(
         .await?;
         progress.pb.set_position(u64::from(trial) + 1);
     }
-    let n_term = (plan.sigterm_trials as usize).min(f.leader_ms_samples.len());
-    f.sigterm_leader_ms = Quantiles::of(&f.leader_ms_samples[..n_term]);
+    f.sigterm_leader_ms = Quantiles::of(&f.sigterm_leader_samples);
     f.sigterm_ms = Quantiles::of(&f.sigterm_samples);
     f.sigkill_ms = Quantiles::of(&f.sigkill_samples);
     f.worker_kill_ms = Quantiles::of(&f.worker_kill_samples);

@@ -70,8 +70,10 @@ pub struct Failover {
     pub sigterm_samples: Vec<f64>,
     /// Leader SIGTERM to the new leader's "became leader" log line (the election alone).
     pub sigterm_leader_ms: Quantiles,
-    /// Kill to "became leader", SIGTERM trials then SIGKILL trials.
-    pub leader_ms_samples: Vec<f64>,
+    /// SIGTERM to "became leader", per trial.
+    pub sigterm_leader_samples: Vec<f64>,
+    /// SIGKILL to "became leader", per trial.
+    pub sigkill_leader_samples: Vec<f64>,
     /// Leader SIGKILL to the new leader's first assignment.
     pub sigkill_ms: Quantiles,
     pub sigkill_samples: Vec<f64>,
