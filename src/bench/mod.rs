@@ -298,6 +298,13 @@ async fn bench_servers(
         ));
     }
     drop(zk);
+    // The servers' data (preallocated transaction logs, hundreds of MB) is of no use after the
+    // run; their logs stay next to the roles' logs.
+    if let Ok(entries) = std::fs::read_dir(dir.join("zookeeper")) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_dir_all(e.path().join("data"));
+        }
+    }
     Ok(r)
 }
 
