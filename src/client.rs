@@ -291,6 +291,9 @@ pub struct Summary {
     pub failed: u64,
     pub resubmitted: u64,
     pub lost: u64,
+    /// Tasks still in flight when the client was asked to stop (SIGTERM/SIGINT): withdrawn,
+    /// not lost (their znodes went with the session).
+    pub abandoned: u64,
     pub sessions: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -337,11 +340,15 @@ pub async fn run(config: &ZkConfig, args: ClientArgs) -> anyhow::Result<ExitCode
     let unlimited = args.tasks == 0;
     let shutdown = crate::role::shutdown_signal();
     tokio::pin!(shutdown);
+    let mut stopped = false;
 
     'sessions: loop {
         let session = tokio::select! {
             s = config.connect() => s?,
-            _ = &mut shutdown => break 'sessions,
+            _ = &mut shutdown => {
+                stopped = true;
+                break 'sessions;
+            }
         };
         summary.sessions += 1;
         session.ensure_layout().await?;
@@ -383,6 +390,7 @@ pub async fn run(config: &ZkConfig, args: ClientArgs) -> anyhow::Result<ExitCode
                 _ = &mut shutdown => {
                     inflight.abort_all();
                     session.close().await;
+                    stopped = true;
                     break 'sessions;
                 }
             };
@@ -423,7 +431,11 @@ pub async fn run(config: &ZkConfig, args: ClientArgs) -> anyhow::Result<ExitCode
             }
         }
     }
-    summary.lost += outstanding.len() as u64;
+    if stopped {
+        summary.abandoned = outstanding.len() as u64;
+    } else {
+        summary.lost += outstanding.len() as u64;
+    }
     latencies.sort_by(|a, b| a.total_cmp(b));
     summary.p50_ms = quantile(&latencies, 0.50);
     summary.p99_ms = quantile(&latencies, 0.99);
@@ -445,10 +457,19 @@ pub async fn run(config: &ZkConfig, args: ClientArgs) -> anyhow::Result<ExitCode
 /// The summary as a Markdown table (pastes into a report).
 pub fn render_summary(s: &Summary) -> String {
     format!(
-        "| client | submitted | completed | failed | lost | resubmitted | p50 ms | p99 ms | tasks/s |\n\
-         |---|---|---|---|---|---|---|---|---|\n\
-         | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
-        s.client, s.submitted, s.completed, s.failed, s.lost, s.resubmitted, s.p50_ms, s.p99_ms, s.tasks_per_s
+        "| client | submitted | completed | failed | lost | abandoned at stop | resubmitted | p50 ms | p99 ms | tasks/s |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+        s.client,
+        s.submitted,
+        s.completed,
+        s.failed,
+        s.lost,
+        s.abandoned,
+        s.resubmitted,
+        s.p50_ms,
+        s.p99_ms,
+        s.tasks_per_s
     )
 }
 

@@ -304,6 +304,7 @@ fn summary(
     left_behind: bool,
 ) -> (String, bool) {
     let (mut submitted, mut delivered, mut duplicates, mut lost, mut failed) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut withdrawn = 0u64;
     let (mut finished, mut killed) = (0, 0);
     for c in incarnations.iter().flatten() {
         let d = read_deliveries(&farm.results_path(c));
@@ -314,8 +315,11 @@ fn summary(
             Some(s) => {
                 finished += 1;
                 let sub = s["submitted"].as_u64().unwrap_or(0);
+                let abandoned = s["abandoned"].as_u64().unwrap_or(0);
                 submitted += sub;
-                lost += s["lost"].as_u64().unwrap_or(0) + sub.saturating_sub(d.delivered - d.duplicates);
+                withdrawn += abandoned;
+                let accounted = d.delivered - d.duplicates + abandoned;
+                lost += s["lost"].as_u64().unwrap_or(0) + sub.saturating_sub(accounted);
             }
             None => killed += 1,
         }
@@ -332,6 +336,9 @@ fn summary(
     out.push_str(&format!("| results delivered (all incarnations) | {delivered} |\n"));
     out.push_str(&format!("| of which error results | {failed} |\n"));
     out.push_str(&format!("| lost (finished clients) | {lost} |\n"));
+    out.push_str(&format!(
+        "| in flight when the demo stopped (withdrawn) | {withdrawn} |\n"
+    ));
     out.push_str(&format!("| duplicate deliveries | {duplicates} |\n"));
     out.push_str(&format!(
         "| leader at the end | {} (epoch {}) |\n",
