@@ -77,14 +77,7 @@ pub async fn run(_global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCod
         base_dir: Some(run_dir.join("zk")),
         ..ZkOptions::default()
     };
-    let mut zk = tokio::task::spawn_blocking(move || {
-        if servers == 1 {
-            ZkCluster::standalone(options)
-        } else {
-            ZkCluster::ensemble(servers, options)
-        }
-    })
-    .await??;
+    let mut zk = tokio::task::spawn_blocking(move || ZkCluster::with_servers(servers, options)).await??;
     let binary = std::env::current_exe().context("locating the taskfarm binary")?;
     let mut farm = LocalFarm::new(&zk, "/demo", &run_dir, &binary, args.role_session_timeout)?;
     let observer = farm.observer().await?;

@@ -90,6 +90,11 @@ impl ZkCluster {
         Self::start(n, options)
     }
 
+    /// Starts `n` servers: a standalone server for 1, an ensemble otherwise.
+    pub fn with_servers(n: usize, options: ZkOptions) -> anyhow::Result<Self> {
+        Self::start(n, options)
+    }
+
     fn start(n: usize, options: ZkOptions) -> anyhow::Result<Self> {
         let java = find_java()?;
         let classpath = find_classpath()?;

@@ -188,14 +188,7 @@ impl Ctx {
     /// A ZooKeeper cluster (1 or 3 servers) and a farm on it, logging under `<run_dir>/<case>`.
     async fn start(&self, case: &str, servers: usize) -> anyhow::Result<Stage> {
         let options = self.zk_options(case);
-        let zk = tokio::task::spawn_blocking(move || {
-            if servers == 1 {
-                ZkCluster::standalone(options)
-            } else {
-                ZkCluster::ensemble(servers, options)
-            }
-        })
-        .await??;
+        let zk = tokio::task::spawn_blocking(move || ZkCluster::with_servers(servers, options)).await??;
         let binary = std::env::current_exe().context("locating the taskfarm binary")?;
         let farm = LocalFarm::new(&zk, "/farm", &self.run_dir.join(case), &binary, self.session_timeout)?;
         let observer = farm.observer().await?;

@@ -15,7 +15,6 @@ use taskfarm::harness::{ZkCluster, ZkOptions};
 use taskfarm::process::ChildGuard;
 use taskfarm::zk::{ZkConfig, ZkSession};
 use tokio::sync::mpsc;
-use zookeeper_client::Error as ZkError;
 
 /// Upper bound for any single wait: reaching it is a failure, never a measurement.
 pub const LIMIT: Duration = Duration::from_secs(90);
@@ -259,58 +258,17 @@ fn wait_pid(pid: u32) -> ExitStatus {
 }
 
 /// Waits until the children of `path` satisfy `check` (re-checked at every change).
-pub async fn wait_children<T>(
-    s: &ZkSession,
-    path: &str,
-    what: &str,
-    mut check: impl FnMut(&[String]) -> Option<T>,
-) -> T {
-    let wait = async {
-        loop {
-            let (children, _, watcher) = s.client.get_and_watch_children(path).await.expect("list children");
-            if let Some(t) = check(&children) {
-                return t;
-            }
-            watcher.changed().await;
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
+pub async fn wait_children<T>(s: &ZkSession, path: &str, what: &str, check: impl FnMut(&[String]) -> Option<T>) -> T {
+    taskfarm::waits::children(s, path, LIMIT, what, check)
         .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Waits until the data of `path` (`None` when absent) satisfies `check`.
-pub async fn wait_data<T>(
-    s: &ZkSession,
-    path: &str,
-    what: &str,
-    mut check: impl FnMut(Option<&[u8]>) -> Option<T>,
-) -> T {
-    let wait = async {
-        loop {
-            match s.client.get_and_watch_data(path).await {
-                Ok((data, _, watcher)) => {
-                    if let Some(t) = check(Some(&data)) {
-                        return t;
-                    }
-                    watcher.changed().await;
-                }
-                Err(ZkError::NoNode) => {
-                    let (stat, watcher) = s.client.check_and_watch_stat(path).await.expect("exists");
-                    if stat.is_none() {
-                        if let Some(t) = check(None) {
-                            return t;
-                        }
-                        watcher.changed().await;
-                    }
-                }
-                Err(e) => panic!("reading {path}: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(LIMIT, wait)
+pub async fn wait_data<T>(s: &ZkSession, path: &str, what: &str, check: impl FnMut(Option<&[u8]>) -> Option<T>) -> T {
+    taskfarm::waits::data(s, path, LIMIT, what, check)
         .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within {LIMIT:?}"))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// Election candidates under /master, lowest sequence first, as (znode name, candidate id).
