@@ -323,7 +323,7 @@ fn summary(
     out.push_str("\n| figure | value |\n|---|---|\n");
     out.push_str(&format!("| run time | {:.1} s |\n", elapsed.as_secs_f64()));
     out.push_str(&format!(
-        "| client incarnations (finished / killed by chaos) | {finished} / {killed} |\n"
+        "| client incarnations (finished or stopped / SIGKILLed) | {finished} / {killed} |\n"
     ));
     out.push_str(&format!("| tasks submitted by finished clients | {submitted} |\n"));
     out.push_str(&format!("| results delivered (all incarnations) | {delivered} |\n"));
