@@ -95,6 +95,10 @@ pub struct Index {
     /// Foreign or garbled znodes already reported (reported once).
     reported: HashSet<String>,
     new_reports: Vec<String>,
+    /// Tasks whose fate waits on a worker's next observation (its write was in flight).
+    waiting_on_worker: HashMap<String, Vec<String>>,
+    /// Workers whose check waits on a task's next observation.
+    waiting_on_task: HashMap<String, Vec<String>>,
 }
 
 impl Index {
@@ -113,6 +117,8 @@ impl Index {
             completed: 0,
             reported: HashSet::new(),
             new_reports: Vec::new(),
+            waiting_on_worker: HashMap::new(),
+            waiting_on_task: HashMap::new(),
         }
     }
 
@@ -178,6 +184,9 @@ impl Index {
             }
         }
         self.touched_tasks.push(id.to_string());
+        if let Some(workers) = self.waiting_on_task.remove(id) {
+            self.touched_workers.extend(workers);
+        }
     }
 
     /// A fresh observation of `/workers/<id>` (`None`: it is gone).
@@ -200,6 +209,9 @@ impl Index {
             self.touched_tasks.push(a.task);
         }
         self.touched_workers.push(id.to_string());
+        if let Some(tasks) = self.waiting_on_worker.remove(id) {
+            self.touched_tasks.extend(tasks);
+        }
     }
 
     /// A write failed: forget its claims (the caller re-reads the nodes it touched).
@@ -308,6 +320,10 @@ impl Index {
             Ok(None) => self.free.push_back(w.to_string()),
             Ok(Some(a)) => {
                 if self.task_claims.contains_key(&a.task) {
+                    self.waiting_on_task
+                        .entry(a.task.clone())
+                        .or_default()
+                        .push(w.to_string());
                     return;
                 }
                 let holds = self.tasks.get(&a.task).is_some_and(|t| {
@@ -353,7 +369,13 @@ impl Index {
             TaskState::Queued => self.pending.push_back(t.to_string()),
             TaskState::Done => {}
             TaskState::Assigned => match self.orphaned(t) {
-                Orphan::No | Orphan::Unknown => {}
+                Orphan::No => {}
+                Orphan::Unknown => {
+                    // Decide again when that worker's write shows (or it vanishes).
+                    if let Some(w) = record.worker.clone() {
+                        self.waiting_on_worker.entry(w).or_default().push(t.to_string());
+                    }
+                }
                 Orphan::Yes if record.attempt >= self.max_attempts => {
                     let result = TaskResult::failure(
                         format!(
@@ -821,5 +843,31 @@ mod tests {
             )],
         );
         assert!(index.decide().is_empty());
+    }
+
+    #[test]
+    fn a_worker_that_vanishes_before_its_assignment_shows_gives_its_task_to_another() {
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        let first = index.decide();
+        let Action::Assign {
+            record, task_version, ..
+        } = &first[0]
+        else {
+            unreachable!()
+        };
+        // The task's new record shows first; the worker is gone before its read (SIGTERM).
+        index.observe_task(
+            "t1",
+            Some(TaskObs {
+                record: Ok(record.clone()),
+                version: task_version + 1,
+                created: 1,
+            }),
+        );
+        assert!(index.decide().is_empty());
+        index.observe_worker("w1", None);
+        index.observe_worker("w2", Some(free(0)));
+        let again = index.decide();
+        assert_eq!(assigned_pairs(&again), vec![("t1".into(), "w2".into())]);
     }
 }
