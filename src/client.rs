@@ -116,13 +116,19 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
         multi
             .add_create(&task_path, &record, &options)
             .map_err(|e| TaskError::Fatal(e.to_string()))?;
-        let result = tokio::time::timeout(session.request_timeout(), multi.commit()).await;
+        // A request that hangs (queued while disconnected) is a connection loss too.
+        let result = match tokio::time::timeout(session.request_timeout(), multi.commit()).await {
+            Ok(r) => r,
+            Err(_) => Err(MultiWriteError::RequestFailed {
+                source: ZkError::ConnectionLoss,
+            }),
+        };
         match result {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(MultiWriteError::OperationFailed {
+            Ok(_) => return Ok(()),
+            Err(MultiWriteError::OperationFailed {
                 source: ZkError::NodeExists,
                 ..
-            })) => {
+            }) => {
                 // Ours if a previous attempt's reply was lost; ephemerals of an older session
                 // of ours (expired on our side, not yet on the servers': e.g. after every
                 // server restarted) go soon: wait for them; anybody else's is a collision.
@@ -143,17 +149,8 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
                     Err(e) => return Err(session_error(e)),
                 }
             }
-            Ok(Err(MultiWriteError::OperationFailed { source, .. })) => return Err(session_error(source)),
-            Ok(Err(MultiWriteError::RequestFailed { source })) if is_connection_loss(&source) => {
-                reconnected(session).await?;
-                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
-                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
-                    Ok(_) => continue,
-                    Err(e) if is_connection_loss(&e) => continue,
-                    Err(e) => return Err(session_error(e)),
-                }
-            }
-            Err(_) => {
+            Err(MultiWriteError::OperationFailed { source, .. }) => return Err(session_error(source)),
+            Err(MultiWriteError::RequestFailed { source }) if is_connection_loss(&source) => {
                 // Outcome unknown: reconnect, then look before trying again.
                 reconnected(session).await?;
                 match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
@@ -163,7 +160,7 @@ async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[
                     Err(e) => return Err(session_error(e)),
                 }
             }
-            Ok(Err(MultiWriteError::RequestFailed { source })) => return Err(session_error(source)),
+            Err(MultiWriteError::RequestFailed { source }) => return Err(session_error(source)),
         }
     }
 }
