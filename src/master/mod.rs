@@ -204,23 +204,13 @@ impl<'a> Leader<'a> {
                     }
                 }
                 event = events.tasks.next() => {
-                    match self.on_event(event, Kind::Task, &mut reads, &mut events.disconnected) {
-                        EventOutcome::Continue => {}
-                        EventOutcome::Rescan => rescan = true,
-                        EventOutcome::SessionEnded => {
-                            self.session_ended = true;
-                            return Ok("session ended");
-                        }
+                    if self.on_event(event, Kind::Task, &mut reads, &mut events.disconnected, &mut rescan) {
+                        return Ok("session ended");
                     }
                 }
                 event = events.workers.next() => {
-                    match self.on_event(event, Kind::Worker, &mut reads, &mut events.disconnected) {
-                        EventOutcome::Continue => {}
-                        EventOutcome::Rescan => rescan = true,
-                        EventOutcome::SessionEnded => {
-                            self.session_ended = true;
-                            return Ok("session ended");
-                        }
+                    if self.on_event(event, Kind::Worker, &mut reads, &mut events.disconnected, &mut rescan) {
+                        return Ok("session ended");
                     }
                 }
                 Some(observation) = reads.next() => match observation {
@@ -245,26 +235,30 @@ impl<'a> Leader<'a> {
         }
     }
 
+    /// Turns a watch event into a read (or an immediate deletion); returns true when the
+    /// session has ended.
     fn on_event(
-        &self,
+        &mut self,
         event: WatchedEvent,
         kind: Kind,
         reads: &mut FuturesOrdered<futures::future::BoxFuture<'static, Observation>>,
         disconnected: &mut bool,
-    ) -> EventOutcome {
+        rescan: &mut bool,
+    ) -> bool {
         if event.event_type == EventType::Session {
-            return match event.session_state {
-                SessionState::Disconnected => {
-                    *disconnected = true;
-                    EventOutcome::Continue
-                }
+            match event.session_state {
+                SessionState::Disconnected => *disconnected = true,
                 SessionState::SyncConnected if *disconnected => {
                     *disconnected = false;
-                    EventOutcome::Rescan
+                    *rescan = true;
                 }
-                s if crate::zk::is_terminal(s) => EventOutcome::SessionEnded,
-                _ => EventOutcome::Continue,
-            };
+                s if crate::zk::is_terminal(s) => {
+                    self.session_ended = true;
+                    return true;
+                }
+                _ => {}
+            }
+            return false;
         }
         let root = match kind {
             Kind::Task => paths::TASKS,
@@ -272,10 +266,10 @@ impl<'a> Leader<'a> {
         };
         // Only direct children matter (grandchildren can only hang under foreign znodes).
         let Some(id) = event.path.strip_prefix(root).and_then(|r| r.strip_prefix('/')) else {
-            return EventOutcome::Continue;
+            return false;
         };
         if id.is_empty() || id.contains('/') {
-            return EventOutcome::Continue;
+            return false;
         }
         let id = id.to_string();
         match event.event_type {
@@ -286,7 +280,7 @@ impl<'a> Leader<'a> {
             EventType::NodeCreated | EventType::NodeDataChanged => reads.push_back(self.read(kind, id)),
             _ => {}
         }
-        EventOutcome::Continue
+        false
     }
 
     /// Reads one node; the request is sent now, so reads complete in event order.
@@ -528,12 +522,6 @@ impl<'a> Leader<'a> {
             _ => None,
         }
     }
-}
-
-enum EventOutcome {
-    Continue,
-    Rescan,
-    SessionEnded,
 }
 
 fn task_obs(data: &[u8], stat: &zookeeper_client::Stat) -> TaskObs {
