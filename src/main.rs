@@ -19,7 +19,19 @@ fn main() -> ExitCode {
         Command::Demo(_) | Command::Scenario(_) | Command::Bench(_) | Command::Soak(_)
     );
     taskfarm::logging::init(cli.global.log_format, orchestrator);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // The roles are I/O-bound and light: one thread avoids cross-thread wake-ups (most of a
+    // master's CPU was context switching on a multi-thread runtime; docs/BENCHMARKS.md). The
+    // orchestrators and the controller keep the multi-thread runtime (they block in places).
+    let single_threaded = matches!(
+        cli.command,
+        Command::Master(_) | Command::Worker(_) | Command::Client(_) | Command::Submit(_) | Command::Election(_)
+    );
+    let mut builder = if single_threaded {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
