@@ -697,6 +697,20 @@ async fn next_delivery(rx: &mut mpsc::UnboundedReceiver<Instant>, t0: Instant) -
     .await
 }
 
+/// Kills ZooKeeper server `i`, times the next delivery, and starts the server again.
+async fn kill_server_once(
+    st: &mut Stage,
+    i: usize,
+    what: &str,
+    delivered: &mut mpsc::UnboundedReceiver<Instant>,
+) -> anyhow::Result<String> {
+    let t0 = Instant::now();
+    st.zk.stop_server(i, Signal::SIGKILL)?;
+    let d = next_delivery(delivered, t0).await?;
+    st.zk.start_server(i)?;
+    Ok(format!("{what} zk{} killed: next delivery after {}ms", i + 1, ms(d)))
+}
+
 /// One ZooKeeper server dies (a follower, then the leader): the farm goes on. Two die: the
 /// farm stalls, loses nothing, and resumes when a server returns.
 async fn zk_failure(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
@@ -716,26 +730,9 @@ async fn zk_failure(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let follower = (0..st.zk.len())
         .find(|&i| st.zk.mode(i).as_deref() == Some("follower"))
         .context("a follower")?;
-    let t0 = Instant::now();
-    st.zk.stop_server(follower, Signal::SIGKILL)?;
-    let d = next_delivery(&mut delivered, t0).await?;
-    notes.push(format!(
-        "follower zk{} killed: next delivery after {}ms",
-        follower + 1,
-        ms(d)
-    ));
-    st.zk.start_server(follower)?;
-
+    notes.push(kill_server_once(&mut st, follower, "follower", &mut delivered).await?);
     let leader = st.zk.leader_index().context("a ZooKeeper leader")?;
-    let t0 = Instant::now();
-    st.zk.stop_server(leader, Signal::SIGKILL)?;
-    let d = next_delivery(&mut delivered, t0).await?;
-    notes.push(format!(
-        "leader zk{} killed: next delivery after {}ms",
-        leader + 1,
-        ms(d)
-    ));
-    st.zk.start_server(leader)?;
+    notes.push(kill_server_once(&mut st, leader, "leader", &mut delivered).await?);
     let zk = &mut st.zk;
     tokio::task::block_in_place(|| zk.wait_serving(LIMIT))?;
 

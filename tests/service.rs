@@ -162,16 +162,23 @@ async fn completed_at_least(farm: &Farm, n: u64) -> FarmStatus {
     .await
 }
 
+/// m1 leading (it campaigns first), m2 as its backup, three workers, and a client of 300 short
+/// tasks. Returns m1, the other processes, and the client.
+async fn leader_backup_and_work(farm: &Farm) -> (common::Proc, Vec<common::Proc>, common::Proc) {
+    let m1 = farm.master("m1");
+    let observer = farm.observer().await;
+    wait_children(&observer, "/master", "m1 campaigning", |c| (c.len() == 1).then_some(())).await;
+    let mut others = vec![farm.master("m2")];
+    others.extend((1..=3).map(|i| farm.worker(&format!("w{i}"))));
+    let client = farm.client("c", 300, 8, r#"{"kind":"sleep","ms":5}"#);
+    (m1, others, client)
+}
+
 #[tokio::test]
 async fn the_backup_takes_over_when_the_leader_dies_between_assignments() {
     for signal in [Signal::SIGTERM, Signal::SIGKILL] {
         let farm = Farm::new(&shared_standalone().connect_string(), "lead", Duration::from_secs(2));
-        let m1 = farm.master("m1");
-        let observer = farm.observer().await;
-        wait_children(&observer, "/master", "m1 campaigning", |c| (c.len() == 1).then_some(())).await;
-        let _m2 = farm.master("m2");
-        let _workers: Vec<_> = (1..=3).map(|i| farm.worker(&format!("w{i}"))).collect();
-        let mut client = farm.client("c", 300, 8, r#"{"kind":"sleep","ms":5}"#);
+        let (m1, _others, mut client) = leader_backup_and_work(&farm).await;
         let before = completed_at_least(&farm, 50).await;
         assert_eq!(before.leader, "m1");
         m1.signal(signal);
@@ -192,12 +199,8 @@ async fn the_backup_takes_over_when_the_leader_dies_between_assignments() {
 #[tokio::test]
 async fn a_leader_frozen_past_its_session_is_fenced_and_nothing_is_done_twice() {
     let farm = Farm::new(&shared_standalone().connect_string(), "lagm", Duration::from_secs(2));
-    let m1 = farm.master("m1");
+    let (m1, _others, mut client) = leader_backup_and_work(&farm).await;
     let observer = farm.observer().await;
-    wait_children(&observer, "/master", "m1 campaigning", |c| (c.len() == 1).then_some(())).await;
-    let _m2 = farm.master("m2");
-    let _workers: Vec<_> = (1..=3).map(|i| farm.worker(&format!("w{i}"))).collect();
-    let mut client = farm.client("c", 300, 8, r#"{"kind":"sleep","ms":5}"#);
     completed_at_least(&farm, 30).await;
     m1.signal(Signal::SIGSTOP);
     // The backup takes over while m1 is frozen, and the work goes on.
