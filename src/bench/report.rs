@@ -292,6 +292,64 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         r.protocol_writes_per_task,
         c.writes_per_s / f64::from(r.protocol_writes_per_task)
     );
+    // Sections a run left out (`--only`) are not printed.
+    if !r.points.is_empty() {
+        render_points(s, r);
+    }
+    let f = &r.failover;
+    let failover_ran = f.failed_trials > 0
+        || [&f.sigterm_leader_ms, &f.sigterm_ms, &f.sigkill_ms, &f.worker_kill_ms]
+            .iter()
+            .any(|q| q.n > 0);
+    if failover_ran {
+        render_failover(s, f);
+    }
+    if !r.backlog.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n**Backlog**:\n\n| queued | workers | measured tasks | tasks/s | master CPU us/task |\n|---:|---:|---:|---:|---:|"
+        );
+        for b in &r.backlog {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.0} | {:.0} |",
+                b.queued, b.workers, b.measured_tasks, b.tasks_per_s, b.master_cpu_us_per_task
+            );
+        }
+    }
+    let fp = &r.footprint;
+    if fp.master_rss_kib > 0 {
+        let backlog_client = if fp.backlog_client_rss_kib > 0 {
+            format!(
+                " (client holding the largest backlog: {} MiB)",
+                mib(fp.backlog_client_rss_kib)
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "\n**Footprint** (peak VmRSS under load): master {} MiB, worker {} MiB, client {} MiB{backlog_client}.",
+            mib(fp.master_rss_kib),
+            mib(fp.worker_rss_kib),
+            mib(fp.client_rss_kib),
+        );
+    }
+    let _ = writeln!(s, "\n| target | goal | measured | |\n|---|---|---|---|");
+    for t in &r.targets {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            t.name,
+            t.goal,
+            t.value,
+            if t.pass { "PASS" } else { "MISS" }
+        );
+    }
+    let _ = writeln!(s);
+}
+
+fn render_points(s: &mut String, r: &ServersReport) {
     let _ = writeln!(
         s,
         "| workers | clients x conc. | tasks | tasks/s | p50 ms | p99 ms | % of bound | zxid/task | ZK requests/task | ZK packets sent/task | ZK CPU us/task | master CPU us/task |\n\
@@ -321,7 +379,9 @@ fn render_servers(s: &mut String, r: &ServersReport) {
             p.master_cpu_us_per_task
         );
     }
-    let f = &r.failover;
+}
+
+fn render_failover(s: &mut String, f: &Failover) {
     let _ = writeln!(
         s,
         "\n**Failover** (session timeout {} ms):\n\n| event | trials | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|",
@@ -344,39 +404,6 @@ fn render_servers(s: &mut String, r: &ServersReport) {
             f.failed_trials
         );
     }
-    let _ = writeln!(
-        s,
-        "\n**Backlog**:\n\n| queued | workers | measured tasks | tasks/s | master CPU us/task |\n|---:|---:|---:|---:|---:|"
-    );
-    for b in &r.backlog {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {:.0} | {:.0} |",
-            b.queued, b.workers, b.measured_tasks, b.tasks_per_s, b.master_cpu_us_per_task
-        );
-    }
-    let fp = &r.footprint;
-    let _ = writeln!(
-        s,
-        "\n**Footprint** (peak VmRSS under load): master {} MiB, worker {} MiB, client {} MiB \
-         (client holding the largest backlog: {} MiB).\n",
-        mib(fp.master_rss_kib),
-        mib(fp.worker_rss_kib),
-        mib(fp.client_rss_kib),
-        mib(fp.backlog_client_rss_kib)
-    );
-    let _ = writeln!(s, "| target | goal | measured | |\n|---|---|---|---|");
-    for t in &r.targets {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} |",
-            t.name,
-            t.goal,
-            t.value,
-            if t.pass { "PASS" } else { "MISS" }
-        );
-    }
-    let _ = writeln!(s);
 }
 
 #[cfg(test)]
