@@ -281,6 +281,12 @@ pub struct WorkerRecord {
     /// Version of `/tasks/<task>` right after the assignment; the worker's commit checks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_version: Option<i32>,
+    /// The task record's `client` and `submitted_ms` (optional): with them the worker can
+    /// build the task's done record without reading `/tasks/<task>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_ms: Option<u64>,
 }
 
 /// A worker's current assignment, validated.
@@ -290,6 +296,25 @@ pub struct Assignment {
     pub epoch: i64,
     pub attempt: u32,
     pub task_version: i32,
+    /// The task's submitter, when the master sent it (see [`Assignment::task_record`]).
+    pub client: Option<String>,
+    pub submitted_ms: Option<u64>,
+}
+
+impl Assignment {
+    /// The task record as the master wrote it with this assignment (state `assigned`), when the
+    /// assignment carries the task's client; `None` means the worker must read it.
+    pub fn task_record(&self, worker: &str) -> Option<TaskRecord> {
+        Some(TaskRecord {
+            client: self.client.clone()?,
+            state: TaskState::Assigned,
+            attempt: self.attempt,
+            worker: Some(worker.to_string()),
+            epoch: Some(self.epoch),
+            submitted_ms: self.submitted_ms,
+            result: None,
+        })
+    }
 }
 
 impl WorkerRecord {
@@ -303,6 +328,8 @@ impl WorkerRecord {
             epoch: Some(a.epoch),
             attempt: Some(a.attempt),
             task_version: Some(a.task_version),
+            client: a.client.clone(),
+            submitted_ms: a.submitted_ms,
         }
     }
 
@@ -326,6 +353,8 @@ impl WorkerRecord {
                 epoch,
                 attempt,
                 task_version,
+                client: self.client.clone(),
+                submitted_ms: self.submitted_ms,
             })),
             _ => Err(ContractError::Malformed {
                 what: "worker record",
@@ -420,6 +449,25 @@ mod tests {
     }
 
     #[test]
+    fn an_assignment_with_the_client_rebuilds_the_master_s_record_exactly() {
+        let assigned = TaskRecord::queued("c1", 42).assigned("w1", 7).assigned("w1", 9);
+        let a = Assignment {
+            task: "t1".into(),
+            epoch: 9,
+            attempt: assigned.attempt,
+            task_version: 2,
+            client: Some("c1".into()),
+            submitted_ms: Some(42),
+        };
+        let parsed = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
+        let carried = parsed.assignment().unwrap().unwrap();
+        assert_eq!(carried.task_record("w1"), Some(assigned));
+        // From an older master (no client): the worker has to read the record.
+        let bare = Assignment { client: None, ..a };
+        assert_eq!(bare.task_record("w1"), None);
+    }
+
+    #[test]
     fn garbage_znode_data_gets_a_clear_error() {
         assert_eq!(
             TaskRecord::parse(b""),
@@ -443,6 +491,8 @@ mod tests {
             epoch: 3,
             attempt: 1,
             task_version: 1,
+            client: None,
+            submitted_ms: None,
         };
         let rec = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
         assert_eq!(rec.assignment().unwrap(), Some(a));

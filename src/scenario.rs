@@ -665,7 +665,7 @@ async fn zk_cluster(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 async fn deliveries(st: &Stage) -> anyhow::Result<(ZkSession, mpsc::UnboundedReceiver<Instant>)> {
     // A separate session: a persistent watch must not share a path with one-shot watches.
     let session = st.farm.observer().await?;
-    let mut watch = crate::zk::RecursiveWatch::new(&session.client, "/tasks").await?;
+    let mut watch = crate::zk::PersistentWatch::recursive(&session.client, "/tasks").await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {

@@ -12,12 +12,12 @@ use anyhow::Context as _;
 use clap::Args;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use zookeeper_client::{Error as ZkError, MultiWriteError, SessionState};
+use zookeeper_client::{Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent};
 
 use crate::election::random_id;
 use crate::protocol::{paths, validate_id, Assignment, TaskRecord, TaskResult, WorkerRecord};
 use crate::task::TaskSpec;
-use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
+use crate::zk::{is_connection_loss, is_terminal, timed, PersistentWatch, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
@@ -70,9 +70,18 @@ struct Worker {
 
 /// Why the watch loop woke up.
 enum Wake {
-    NodeChanged,
+    Event(WatchedEvent),
     Finished(Option<Box<Outcome>>),
-    SessionState(SessionState),
+}
+
+/// How a commit ended.
+enum Commit {
+    /// Result and release landed in one multi.
+    Landed,
+    /// The assignment was no longer ours: result dropped (`cleared`: we freed our znode).
+    NotOurs { cleared: bool },
+    /// The session ended before the commit could land.
+    SessionEnded,
 }
 
 impl Worker {
@@ -92,6 +101,11 @@ impl Worker {
         if !self.register().await? {
             return Ok(());
         }
+        // One persistent watch for the session: every change to our znode is one event, so we
+        // never re-arm a watch and can tell our own writes' events from the master's.
+        let Some(mut events) = self.watch_own_znode().await? else {
+            return Ok(());
+        };
         ready.send_replace(true);
         tracing::info!(
             worker = self.id,
@@ -99,53 +113,63 @@ impl Worker {
             "registered; waiting for assignments"
         );
         let mut running: Option<Running> = None;
+        // Events still to come for our own writes that landed: skipped, not read back (we know
+        // what we wrote). Reset by a reconnection, when events may have been lost.
+        let mut own_events: u32 = 0;
+        let mut read_needed = true;
+        let mut disconnected = false;
         loop {
-            let limit = self.session.request_timeout();
-            let (data, stat, watcher) = match timed(limit, self.session.client.get_and_watch_data(&self.path)).await {
-                Ok(x) => x,
-                Err(ZkError::NoNode) => {
-                    tracing::error!(
-                        worker = self.id,
-                        "our worker znode was deleted by someone else; registering again"
-                    );
-                    if let Some(r) = running.take() {
-                        r.handle.abort();
-                    }
-                    if !self.register().await? {
-                        return Ok(());
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    if self.wait_connected(e).await {
+            if read_needed {
+                read_needed = false;
+                let limit = self.session.request_timeout();
+                let (data, stat) = match timed(limit, self.session.client.get_data(&self.path)).await {
+                    Ok(x) => x,
+                    Err(ZkError::NoNode) => {
+                        tracing::error!(
+                            worker = self.id,
+                            "our worker znode was deleted by someone else; registering again"
+                        );
+                        if let Some(r) = running.take() {
+                            r.handle.abort();
+                        }
+                        if !self.register().await? {
+                            return Ok(());
+                        }
+                        (own_events, read_needed) = (0, true);
                         continue;
                     }
-                    return Ok(());
-                }
-            };
-            // Decide what our znode now asks of us.
-            let wanted = match WorkerRecord::parse(&data).map(|r| r.assignment()) {
-                Ok(Ok(a)) => a,
-                Ok(Err(e)) | Err(e) => {
-                    tracing::warn!(worker = self.id, error = %e, "bogus data in our worker znode; clearing it");
-                    self.clear(stat.version).await;
-                    continue;
-                }
-            };
-            running = match (running.take(), wanted) {
-                (Some(r), Some(a)) if r.assignment == a => Some(r),
-                (current, wanted) => {
-                    if let Some(r) = current {
-                        tracing::warn!(
-                            worker = self.id,
-                            task = r.assignment.task,
-                            "assignment withdrawn; abandoning the task"
-                        );
-                        r.handle.abort();
+                    Err(e) => {
+                        if self.wait_connected(e).await {
+                            read_needed = true;
+                            continue;
+                        }
+                        return Ok(());
                     }
-                    wanted.map(|a| self.start(a, stat.version))
-                }
-            };
+                };
+                // Decide what our znode now asks of us.
+                let wanted = match WorkerRecord::parse(&data).map(|r| r.assignment()) {
+                    Ok(Ok(a)) => a,
+                    Ok(Err(e)) | Err(e) => {
+                        tracing::warn!(worker = self.id, error = %e, "bogus data in our worker znode; clearing it");
+                        own_events += u32::from(self.clear(stat.version).await);
+                        continue;
+                    }
+                };
+                running = match (running.take(), wanted) {
+                    (Some(r), Some(a)) if r.assignment == a => Some(r),
+                    (current, wanted) => {
+                        if let Some(r) = current {
+                            tracing::warn!(
+                                worker = self.id,
+                                task = r.assignment.task,
+                                "assignment withdrawn; abandoning the task"
+                            );
+                            r.handle.abort();
+                        }
+                        wanted.map(|a| self.start(a, stat.version))
+                    }
+                };
+            }
             let wake = {
                 let finished = async {
                     match running.as_mut() {
@@ -154,37 +178,61 @@ impl Worker {
                     }
                 };
                 tokio::select! {
-                    _ = watcher.changed() => Wake::NodeChanged,
+                    event = events.next() => Wake::Event(event),
                     w = finished => w,
-                    s = self.states.changed() => Wake::SessionState(s),
                 }
             };
             match wake {
-                Wake::NodeChanged => {}
+                Wake::Event(event) => match (event.event_type, event.session_state) {
+                    (EventType::NodeDataChanged, _) if own_events > 0 => own_events -= 1,
+                    (EventType::NodeDataChanged | EventType::NodeDeleted | EventType::NodeCreated, _) => {
+                        read_needed = true
+                    }
+                    (EventType::Session, SessionState::Disconnected) => disconnected = true,
+                    (EventType::Session, SessionState::SyncConnected) if disconnected => {
+                        disconnected = false;
+                        (own_events, read_needed) = (0, true);
+                    }
+                    (EventType::Session, s) if is_terminal(s) => {
+                        if let Some(r) = running.take() {
+                            tracing::warn!(
+                                worker = self.id,
+                                task = r.assignment.task,
+                                "session ended: abandoning the task"
+                            );
+                            r.handle.abort();
+                        }
+                        return Ok(());
+                    }
+                    _ => {}
+                },
                 Wake::Finished(outcome) => {
                     let r = running.take().expect("a finished task was running");
                     match outcome {
-                        Some(o) => {
-                            if !self.commit(&r, *o).await {
-                                return Ok(());
-                            }
-                        }
+                        Some(o) => match self.commit(&r, *o).await {
+                            Commit::Landed => own_events += 1,
+                            Commit::NotOurs { cleared } => own_events += u32::from(cleared),
+                            Commit::SessionEnded => return Ok(()),
+                        },
                         // The task's znode vanished before it started: free ourselves.
-                        None => self.clear(r.own_version).await,
+                        None => own_events += u32::from(self.clear(r.own_version).await),
                     }
                 }
-                Wake::SessionState(s) if is_terminal(s) => {
-                    if let Some(r) = running.take() {
-                        tracing::warn!(
-                            worker = self.id,
-                            task = r.assignment.task,
-                            "session ended: abandoning the task"
-                        );
-                        r.handle.abort();
+            }
+        }
+    }
+
+    /// Adds the persistent watch on our znode. `None` when the session ended meanwhile.
+    async fn watch_own_znode(&mut self) -> anyhow::Result<Option<PersistentWatch>> {
+        loop {
+            match PersistentWatch::node(&self.session.client, &self.path).await {
+                Ok(w) => return Ok(Some(w)),
+                Err(e) if is_connection_loss(&e) || matches!(e, ZkError::SessionExpired | ZkError::ClientClosed) => {
+                    if !self.wait_connected(e).await {
+                        return Ok(None);
                     }
-                    return Ok(());
                 }
-                Wake::SessionState(_) => {}
+                Err(e) => return Err(e).with_context(|| format!("watching {}", self.path)),
             }
         }
     }
@@ -259,13 +307,19 @@ impl Worker {
         let limit = self.session.request_timeout();
         let (task, worker) = (assignment.task.clone(), self.id.clone());
         let attempt = assignment.attempt;
+        // The master sends the task's client with the assignment, so the done record can be
+        // built without reading `/tasks/<task>`; without it (an older master), read it.
+        let known = assignment.task_record(&self.id);
         let handle = tokio::spawn(async move {
             // Both reads are sent at once; ZooKeeper answers them in order.
-            let record = client.get_data(&paths::task(&task));
+            let record = known.is_none().then(|| client.get_data(&paths::task(&task)));
             let data = client.get_data(&paths::data(&task));
-            let record = match timed(limit, record).await {
-                Ok((bytes, _)) => TaskRecord::parse(&bytes).ok()?,
-                Err(_) => return None,
+            let record = match (known, record) {
+                (Some(r), _) => r,
+                (None, read) => match timed(limit, read?).await {
+                    Ok((bytes, _)) => TaskRecord::parse(&bytes).ok()?,
+                    Err(_) => return None,
+                },
             };
             let started = Instant::now();
             let result = match timed(limit, data).await {
@@ -293,8 +347,8 @@ impl Worker {
         }
     }
 
-    /// Commits a result and frees us, atomically. Returns false when the session ended.
-    async fn commit(&mut self, running: &Running, outcome: Outcome) -> bool {
+    /// Commits a result and frees us, atomically.
+    async fn commit(&mut self, running: &Running, outcome: Outcome) -> Commit {
         let a = &running.assignment;
         let done = outcome.record.done(outcome.result.clone()).to_bytes();
         let free = WorkerRecord::free().to_bytes();
@@ -305,7 +359,7 @@ impl Worker {
                 .and_then(|_| multi.add_set_data(&self.path, &free, Some(running.own_version)));
             if let Err(e) = built {
                 tracing::error!(worker = self.id, error = %e, "cannot build the commit");
-                return true;
+                return Commit::NotOurs { cleared: false };
             }
             let limit = self.session.request_timeout();
             let result = match tokio::time::timeout(limit, multi.commit()).await {
@@ -323,15 +377,13 @@ impl Worker {
                         run_ms = outcome.result.run_ms,
                         "result committed"
                     );
-                    return true;
+                    return Commit::Landed;
                 }
                 Err(MultiWriteError::OperationFailed { index, source }) => {
                     // index 0: the task changed or vanished; index 1: our assignment was withdrawn.
                     tracing::warn!(worker = self.id, task = a.task, index, error = %source, "result discarded: the assignment is no longer ours");
-                    if index == 0 {
-                        self.clear(running.own_version).await;
-                    }
-                    return true;
+                    let cleared = index == 0 && self.clear(running.own_version).await;
+                    return Commit::NotOurs { cleared };
                 }
                 Err(MultiWriteError::RequestFailed { source }) => {
                     if !self.wait_connected(source).await {
@@ -340,13 +392,14 @@ impl Worker {
                             task = a.task,
                             "session ended before the commit: result dropped"
                         );
-                        return false;
+                        return Commit::SessionEnded;
                     }
                     // Outcome unknown: if our znode still carries this assignment, nothing was
-                    // committed and we try again; otherwise the commit (or the master) won.
+                    // committed and we try again; otherwise the commit (or the master) won. The
+                    // reconnection makes the watch loop re-read our znode anyway.
                     match timed(limit, self.session.client.get_data(&self.path)).await {
                         Ok((_, stat)) if stat.version == running.own_version => continue,
-                        _ => return true,
+                        _ => return Commit::NotOurs { cleared: false },
                     }
                 }
             }
@@ -354,12 +407,19 @@ impl Worker {
     }
 
     /// Frees our znode if it is still at `version` (someone else may have changed it).
-    async fn clear(&mut self, version: i32) {
+    /// Returns whether our write landed.
+    async fn clear(&mut self, version: i32) -> bool {
         let free = WorkerRecord::free().to_bytes();
         let limit = self.session.request_timeout();
         match timed(limit, self.session.client.set_data(&self.path, &free, Some(version))).await {
-            Ok(_) => tracing::info!(worker = self.id, "assignment cleared"),
-            Err(e) => tracing::debug!(worker = self.id, error = %e, "assignment not cleared (changed meanwhile)"),
+            Ok(_) => {
+                tracing::info!(worker = self.id, "assignment cleared");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(worker = self.id, error = %e, "assignment not cleared (changed meanwhile)");
+                false
+            }
         }
     }
 }

@@ -418,7 +418,7 @@ impl ZkSession {
     }
 }
 
-/// A persistent recursive watch that survives reconnections.
+/// A persistent watch (recursive or on one node) that survives reconnections.
 ///
 /// zookeeper-client 0.11.2 re-sends only one-shot watches when it reconnects (its SetWatches
 /// request leaves persistent ones out), so a session that moved to another server would hear
@@ -426,20 +426,35 @@ impl ZkSession {
 /// SyncConnected, adding the new watcher before dropping the old one (so the client never asks
 /// the server to remove the path's watch). Events during the disconnection may still be lost
 /// (ZOOKEEPER-4698): callers re-read what they care about after a reconnection.
-pub struct RecursiveWatch {
+///
+/// While connected, a persistent watch reports every change, one event per write (unlike a
+/// one-shot watch, nothing is coalesced), in the order ZooKeeper applied them.
+pub struct PersistentWatch {
     client: Client,
     path: String,
+    mode: AddWatchMode,
     watcher: PersistentWatcher,
     disconnected: bool,
     ended: bool,
 }
 
-impl RecursiveWatch {
-    pub async fn new(client: &Client, path: &str) -> Result<Self, zookeeper_client::Error> {
-        let watcher = client.watch(path, AddWatchMode::PersistentRecursive).await?;
+impl PersistentWatch {
+    /// Watches `path` and everything below it.
+    pub async fn recursive(client: &Client, path: &str) -> Result<Self, zookeeper_client::Error> {
+        Self::new(client, path, AddWatchMode::PersistentRecursive).await
+    }
+
+    /// Watches the node at `path` (data changes, creation, deletion).
+    pub async fn node(client: &Client, path: &str) -> Result<Self, zookeeper_client::Error> {
+        Self::new(client, path, AddWatchMode::Persistent).await
+    }
+
+    async fn new(client: &Client, path: &str, mode: AddWatchMode) -> Result<Self, zookeeper_client::Error> {
+        let watcher = client.watch(path, mode).await?;
         Ok(Self {
             client: client.clone(),
             path: path.to_string(),
+            mode,
             watcher,
             disconnected: false,
             ended: false,
@@ -457,7 +472,7 @@ impl RecursiveWatch {
                 SessionState::Disconnected => self.disconnected = true,
                 SessionState::SyncConnected if self.disconnected => {
                     self.disconnected = false;
-                    match self.client.watch(&self.path, AddWatchMode::PersistentRecursive).await {
+                    match self.client.watch(&self.path, self.mode).await {
                         Ok(fresh) => self.watcher = fresh,
                         Err(e) => tracing::warn!(path = self.path, error = %e, "could not renew a watch"),
                     }

@@ -115,7 +115,7 @@ proptest! {
         attempt in any::<u32>(),
         task_version in any::<i32>(),
     ) {
-        let a = Assignment { task, epoch, attempt, task_version };
+        let a = Assignment { task, epoch, attempt, task_version, client: None, submitted_ms: None };
         let parsed = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
         prop_assert_eq!(parsed.assignment().unwrap(), Some(a));
         prop_assert_eq!(WorkerRecord::parse(&WorkerRecord::free().to_bytes()).unwrap().assignment().unwrap(), None);

@@ -214,6 +214,46 @@ impl Index {
         }
     }
 
+    /// What `action`'s nodes hold once it has landed: the data it writes, at the version after
+    /// the one it checks. With these the master needs no read to learn of its own writes.
+    pub fn written(&self, action: &Action) -> (Option<TaskObs>, Option<WorkerObs>) {
+        let task_obs = |task: &str, version: i32, record: &TaskRecord| {
+            self.tasks.get(task).map(|t| TaskObs {
+                record: Ok(record.clone()),
+                version: version + 1,
+                created: t.created,
+            })
+        };
+        let worker_obs = |worker: &str, version: i32, assignment: Option<&Assignment>| {
+            self.workers.get(worker).map(|w| WorkerObs {
+                assignment: Ok(assignment.cloned()),
+                version: version + 1,
+                ephemeral: w.ephemeral,
+            })
+        };
+        match action {
+            Action::Assign {
+                task,
+                task_version,
+                record,
+                worker,
+                worker_version,
+                assignment,
+            } => (
+                task_obs(task, *task_version, record),
+                worker_obs(worker, *worker_version, Some(assignment)),
+            ),
+            Action::FailTask {
+                task,
+                task_version,
+                record,
+            } => (task_obs(task, *task_version, record), None),
+            Action::ClearWorker {
+                worker, worker_version, ..
+            } => (None, worker_obs(worker, *worker_version, None)),
+        }
+    }
+
     /// A write failed: forget its claims (the caller re-reads the nodes it touched).
     pub fn action_failed(&mut self, action: &Action) {
         // Release only the claims this action set: a later action may have claimed the same
@@ -290,6 +330,8 @@ impl Index {
             epoch: self.epoch,
             attempt: record.attempt,
             task_version: task_version + 1,
+            client: Some(record.client.clone()),
+            submitted_ms: record.submitted_ms,
         };
         self.task_claims.insert(task.to_string(), task_version + 1);
         self.worker_claims.insert(worker.to_string(), worker_version + 1);
@@ -671,6 +713,8 @@ mod tests {
             epoch: 1,
             attempt: 1,
             task_version: 1,
+            client: None,
+            submitted_ms: None,
         };
         // t1 says it runs on w9, which no longer exists.
         let orphan = TaskRecord::queued("c", 0).assigned("w9", 1);
@@ -758,6 +802,22 @@ mod tests {
     }
 
     #[test]
+    fn written_observations_release_the_claims_like_a_read_would() {
+        let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(4))], vec![("t1".into(), queued(7))]);
+        let first = index.decide();
+        let (task, worker) = index.written(&first[0]);
+        let (task, worker) = (task.expect("task observed"), worker.expect("worker observed"));
+        assert_eq!((task.version, worker.version), (1, 5));
+        assert_eq!(task.created, 7, "the creation zxid is kept for FIFO order");
+        assert!(matches!(&task.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some("w1")));
+        assert!(matches!(&worker.assignment, Ok(Some(a)) if a.task == "t1" && a.task_version == 1));
+        index.observe_task("t1", Some(task));
+        index.observe_worker("w1", Some(worker));
+        assert!(index.task_claims.is_empty() && index.worker_claims.is_empty());
+        assert_eq!(index.counts().running, 1);
+    }
+
+    #[test]
     fn counts_summarise_the_farm() {
         let mut index = Index::from_scan(
             1,
@@ -786,6 +846,8 @@ mod tests {
             epoch: 1,
             attempt: 1,
             task_version: 1,
+            client: None,
+            submitted_ms: None,
         };
         let mut index = Index::from_scan(1, 3, vec![("w1".into(), busy(&old, 4))], vec![("t1".into(), queued(1))]);
         let repair = index.decide();
@@ -824,6 +886,8 @@ mod tests {
             epoch: 1,
             attempt: 1,
             task_version: 1,
+            client: None,
+            submitted_ms: None,
         };
         let done =
             TaskRecord::queued("c", 0)

@@ -10,6 +10,7 @@
 
 pub mod index;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use zookeeper_client::{Client, Error as ZkError, EventType, MultiWriteError, Ses
 use self::index::{Action, Index, TaskObs, WorkerObs};
 use crate::election::{campaign, candidate_info, random_id, Leadership};
 use crate::protocol::{now_ms, paths, validate_id, FarmStatus, TaskRecord, WorkerRecord};
-use crate::zk::{timed, RecursiveWatch, ZkConfig, ZkSession};
+use crate::zk::{timed, PersistentWatch, ZkConfig, ZkSession};
 
 #[derive(Debug, Args)]
 pub struct MasterArgs {
@@ -68,8 +69,8 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
     let (tx, mut rx) = watch::channel(Leadership::Follower);
     let info = candidate_info(id);
     let mut events = Events {
-        tasks: RecursiveWatch::new(&session.client, paths::TASKS).await?,
-        workers: RecursiveWatch::new(&session.client, paths::WORKERS).await?,
+        tasks: PersistentWatch::recursive(&session.client, paths::TASKS).await?,
+        workers: PersistentWatch::recursive(&session.client, paths::WORKERS).await?,
         disconnected: false,
     };
     let leading = async {
@@ -98,9 +99,12 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
                 Ok(reason) => tracing::warn!(master = id, epoch, reason, "no longer leading"),
                 Err(e) => tracing::warn!(master = id, epoch, error = %format!("{e:#}"), "leadership ended by an error"),
             }
-            if leader.session_ended {
+            if leader.session_ended || crate::zk::is_terminal(session.client.state()) {
                 return;
             }
+            // The election may not have seen yet why we failed (on a current-thread runtime it
+            // cannot run until we yield): back off instead of spinning on a stale "leader".
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
     tokio::select! {
@@ -111,8 +115,8 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
 
 /// The session's persistent recursive watches on `/tasks` and `/workers`.
 struct Events {
-    tasks: RecursiveWatch,
-    workers: RecursiveWatch,
+    tasks: PersistentWatch,
+    workers: PersistentWatch,
     /// Seen Disconnected since the last scan (events may have been lost).
     disconnected: bool,
 }
@@ -123,7 +127,7 @@ fn is_session_end(e: &WatchedEvent) -> bool {
 }
 
 /// Which tree an event or read concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
     Task,
     Worker,
@@ -135,7 +139,26 @@ enum Observation {
     Worker(String, Option<WorkerObs>),
     /// The read failed (connection loss): the index may be stale, scan again.
     Failed(ZkError),
+    /// Nothing to apply (an own write failed; the failure handler re-reads its nodes).
+    Nothing,
 }
+
+type Reads = FuturesOrdered<futures::future::BoxFuture<'static, Observation>>;
+
+/// A write of ours to one node whose watch event has not been seen yet. When the event comes,
+/// the master takes the node's new state from what it wrote instead of reading it back (two
+/// reads per task fewer). The event arrives before the write's reply, so the observation waits
+/// for the outcome: landed → what we wrote, at the version after the one checked; failed →
+/// nothing (the failure handler re-reads the node, after the event).
+struct OwnWrite {
+    outcome: watch::Receiver<Option<bool>>,
+    /// The version the write produces.
+    version: i32,
+    observation: Observation,
+}
+
+/// Own writes by node, each until its event is seen (or it fails, or a scan starts afresh).
+type OwnWrites = HashMap<(Kind, String), OwnWrite>;
 
 struct Leader<'a> {
     session: &'a ZkSession,
@@ -174,15 +197,17 @@ impl<'a> Leader<'a> {
         // The watches exist before the scan: no change can fall between the two.
         self.status = self.initial_status().await;
         let mut index = self.scan().await?;
-        let mut reads: FuturesOrdered<futures::future::BoxFuture<'static, Observation>> = FuturesOrdered::new();
+        let mut reads: Reads = FuturesOrdered::new();
         let mut writes = FuturesUnordered::new();
+        let mut own_writes = OwnWrites::new();
         let mut status_tick = tokio::time::interval(self.args.status_interval);
         let mut rescan = false;
         loop {
             if rescan && writes.is_empty() {
                 // Watch events may have been lost (ZOOKEEPER-4698): trust only a fresh scan. The
-                // watches themselves were renewed by RecursiveWatch on reconnection.
+                // watches themselves were renewed by PersistentWatch on reconnection.
                 reads = FuturesOrdered::new();
+                own_writes.clear();
                 let completed = index.completed();
                 index = self.scan().await?;
                 self.status.completed_total += completed;
@@ -193,7 +218,26 @@ impl<'a> Leader<'a> {
                     tracing::warn!(master = self.id, "{report}");
                 }
                 for action in index.decide() {
-                    writes.push(self.write(action));
+                    let (outcome_tx, outcome) = watch::channel(None);
+                    let (task_id, worker_id) = action.nodes();
+                    let (task_obs, worker_obs) = index.written(&action);
+                    if let (Some(id), Some(obs)) = (task_id, task_obs) {
+                        let own = OwnWrite {
+                            outcome: outcome.clone(),
+                            version: obs.version,
+                            observation: Observation::Task(id.to_string(), Some(obs)),
+                        };
+                        own_writes.insert((Kind::Task, id.to_string()), own);
+                    }
+                    if let (Some(id), Some(obs)) = (worker_id, worker_obs) {
+                        let own = OwnWrite {
+                            outcome,
+                            version: obs.version,
+                            observation: Observation::Worker(id.to_string(), Some(obs)),
+                        };
+                        own_writes.insert((Kind::Worker, id.to_string()), own);
+                    }
+                    writes.push(self.write(action, outcome_tx));
                 }
             }
             tokio::select! {
@@ -204,12 +248,12 @@ impl<'a> Leader<'a> {
                     }
                 }
                 event = events.tasks.next() => {
-                    if self.on_event(event, Kind::Task, &mut reads, &mut events.disconnected, &mut rescan) {
+                    if self.on_event(event, Kind::Task, &mut reads, &mut own_writes, &mut events.disconnected, &mut rescan) {
                         return Ok("session ended");
                     }
                 }
                 event = events.workers.next() => {
-                    if self.on_event(event, Kind::Worker, &mut reads, &mut events.disconnected, &mut rescan) {
+                    if self.on_event(event, Kind::Worker, &mut reads, &mut own_writes, &mut events.disconnected, &mut rescan) {
                         return Ok("session ended");
                     }
                 }
@@ -220,9 +264,10 @@ impl<'a> Leader<'a> {
                         tracing::debug!(error = %e, "read failed; will rescan");
                         rescan = true;
                     }
+                    Observation::Nothing => {}
                 },
                 Some((action, result)) = writes.next() => {
-                    if let Some(reason) = self.on_write_result(&mut index, action, result, &mut reads) {
+                    if let Some(reason) = self.on_write_result(&mut index, action, result, &mut reads, &mut own_writes) {
                         return Ok(reason);
                     }
                 }
@@ -241,7 +286,8 @@ impl<'a> Leader<'a> {
         &mut self,
         event: WatchedEvent,
         kind: Kind,
-        reads: &mut FuturesOrdered<futures::future::BoxFuture<'static, Observation>>,
+        reads: &mut Reads,
+        own_writes: &mut OwnWrites,
         disconnected: &mut bool,
         rescan: &mut bool,
     ) -> bool {
@@ -273,11 +319,23 @@ impl<'a> Leader<'a> {
         }
         let id = id.to_string();
         match event.event_type {
-            EventType::NodeDeleted => reads.push_back(Box::pin(std::future::ready(match kind {
-                Kind::Task => Observation::Task(id, None),
-                Kind::Worker => Observation::Worker(id, None),
-            }))),
-            EventType::NodeCreated | EventType::NodeDataChanged => reads.push_back(self.read(kind, id)),
+            EventType::NodeDeleted => {
+                own_writes.remove(&(kind, id.clone()));
+                reads.push_back(Box::pin(std::future::ready(match kind {
+                    Kind::Task => Observation::Task(id, None),
+                    Kind::Worker => Observation::Worker(id, None),
+                })))
+            }
+            EventType::NodeDataChanged => match own_writes.remove(&(kind, id.clone())) {
+                Some(mut own) => reads.push_back(Box::pin(async move {
+                    match own.outcome.wait_for(Option::is_some).await.map(|o| *o) {
+                        Ok(Some(true)) => own.observation,
+                        _ => Observation::Nothing,
+                    }
+                })),
+                None => reads.push_back(self.read(kind, id)),
+            },
+            EventType::NodeCreated => reads.push_back(self.read(kind, id)),
             _ => {}
         }
         false
@@ -359,6 +417,7 @@ impl<'a> Leader<'a> {
     fn write(
         &self,
         action: Action,
+        outcome: watch::Sender<Option<bool>>,
     ) -> impl std::future::Future<Output = (Action, Result<(), MultiWriteError>)> + 'static {
         let client = self.client().clone();
         let candidate = self.candidate.clone();
@@ -418,6 +477,7 @@ impl<'a> Leader<'a> {
             {
                 tracing::info!(task, worker, attempt = record.attempt, epoch, "assigned");
             }
+            outcome.send_replace(Some(result.is_ok()));
             (action, result)
         }
     }
@@ -428,7 +488,8 @@ impl<'a> Leader<'a> {
         index: &mut Index,
         action: Action,
         result: Result<(), MultiWriteError>,
-        reads: &mut FuturesOrdered<futures::future::BoxFuture<'static, Observation>>,
+        reads: &mut Reads,
+        own_writes: &mut OwnWrites,
     ) -> Option<&'static str> {
         match result {
             Ok(()) => {
@@ -463,7 +524,23 @@ impl<'a> Leader<'a> {
                 }
                 tracing::debug!(master = self.id, error = %e, ?action, "write failed; re-reading its nodes");
                 index.action_failed(&action);
+                // Its observations will never come; a later write's entry must stay.
+                let (task_obs, worker_obs) = index.written(&action);
                 let (task, worker) = action.nodes();
+                for (key, version) in [
+                    task.zip(task_obs)
+                        .map(|(t, o)| ((Kind::Task, t.to_string()), o.version)),
+                    worker
+                        .zip(worker_obs)
+                        .map(|(w, o)| ((Kind::Worker, w.to_string()), o.version)),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    if own_writes.get(&key).is_some_and(|own| own.version == version) {
+                        own_writes.remove(&key);
+                    }
+                }
                 if let Some(t) = task {
                     reads.push_back(self.read(Kind::Task, t.to_string()));
                 }
