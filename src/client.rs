@@ -74,8 +74,11 @@ async fn round_trip(
     payload: &[u8],
 ) -> Result<TaskResult, TaskError> {
     submit(session, client_id, task_id, payload).await?;
-    let result = await_result(session, task_id).await?;
+    let (result, watcher) = await_result(session, task_id).await?;
     cleanup(session, task_id).await;
+    // Dropped only now: our delete has fired it. Dropping an unfired watcher makes the crate
+    // send a RemoveWatches request (one more request per task for the server).
+    drop(watcher);
     Ok(result)
 }
 
@@ -224,7 +227,11 @@ async fn wait_gone(session: &ZkSession, path: &str) -> Result<(), TaskError> {
     }
 }
 
-async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, TaskError> {
+/// Waits for the task's result; also returns the watch the final read set (see `round_trip`).
+async fn await_result(
+    session: &ZkSession,
+    task_id: &str,
+) -> Result<(TaskResult, zookeeper_client::OneshotWatcher), TaskError> {
     let path = paths::task(task_id);
     loop {
         let (data, _, watcher) = match timed(session.request_timeout(), session.client.get_and_watch_data(&path)).await
@@ -246,7 +253,7 @@ async fn await_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, 
                 state: TaskState::Done,
                 result: Some(result),
                 ..
-            }) => return Ok(result),
+            }) => return Ok((result, watcher)),
             Ok(_) => {}
             Err(e) => return Err(TaskError::Fatal(format!("task {task_id} record garbled: {e}"))),
         }
