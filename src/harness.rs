@@ -30,6 +30,9 @@ pub struct ZkOptions {
     pub base_dir: Option<PathBuf>,
     /// JVM heap cap per server.
     pub heap_mb: u32,
+    /// Let the JVM compile hot code with its optimizing compiler (C2), as a production server
+    /// does. Off by default: tests start many short-lived servers, and C1 alone starts faster.
+    pub full_jit: bool,
 }
 
 impl Default for ZkOptions {
@@ -40,6 +43,7 @@ impl Default for ZkOptions {
             force_sync: true,
             base_dir: None,
             heap_mb: 256,
+            full_jit: false,
         }
     }
 }
@@ -154,7 +158,7 @@ impl ZkCluster {
 
     fn launch(&mut self, i: usize, java: &Path, classpath: &str) -> anyhow::Result<()> {
         let n = self.servers.len();
-        let heap = self.options.heap_mb;
+        let (heap, full_jit) = (self.options.heap_mb, self.options.full_jit);
         let server = &mut self.servers[i];
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -167,13 +171,11 @@ impl ZkCluster {
         };
         let mut cmd = Command::new(java);
         cmd.arg(format!("-Xmx{heap}m"))
-            .args([
-                "-XX:+UseSerialGC",
-                "-XX:TieredStopAtLevel=1",
-                "-Xss512k",
-                "-Djava.net.preferIPv4Stack=true",
-            ])
-            .arg(format!("-Dzookeeper.log.dir={}", server.dir.display()))
+            .args(["-XX:+UseSerialGC", "-Xss512k", "-Djava.net.preferIPv4Stack=true"]);
+        if !full_jit {
+            cmd.arg("-XX:TieredStopAtLevel=1");
+        }
+        cmd.arg(format!("-Dzookeeper.log.dir={}", server.dir.display()))
             .arg("-cp")
             .arg(classpath)
             .arg(main_class)

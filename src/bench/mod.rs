@@ -21,7 +21,7 @@ use futures::stream::{FuturesUnordered, StreamExt as _};
 use indicatif::{ProgressBar, ProgressStyle};
 use nix::sys::signal::Signal;
 
-use self::report::{Backlog, Ceiling, Failover, Footprint, Machine, Point, Report, ServersReport};
+use self::report::{Backlog, Ceiling, Failover, Footprint, Machine, Point, Report, ServersReport, SpreadCeiling};
 use self::stats::{Quantiles, PROTOCOL_WRITES_PER_TASK, USER_HZ};
 use crate::cli::GlobalArgs;
 use crate::farm::{read_summary, LocalFarm, Role};
@@ -227,6 +227,8 @@ async fn bench_servers(
         force_sync: plan.force_sync,
         base_dir: Some(dir.join("zookeeper")),
         heap_mb: 512,
+        // Measure ZooKeeper as it runs in production, not as the tests start it.
+        full_jit: true,
     };
     let zk = tokio::task::block_in_place(|| {
         if n == 1 {
@@ -359,49 +361,23 @@ async fn ceiling(zk: &ZkCluster, plan: &Plan, progress: &Progress) -> anyhow::Re
     let session = config.connect().await?;
     let client = &session.client;
     let options = session.persistent();
+    // An unmeasured round first: the servers' JIT compiles the write path before we time it
+    // (the farm, measured later, runs on warm servers too).
+    let warm_up: Vec<String> = (0..plan.ceiling_ops).map(|i| format!("/w{i:08}")).collect();
+    pipelined_creates_and_deletes(client, &options, &warm_up, plan.window, &|_| {}).await?;
     let names: Vec<String> = (0..plan.ceiling_ops).map(|i| format!("/n{i:08}")).collect();
     let z0 = tokio::task::block_in_place(|| zxid(zk));
     let m0 = tokio::task::block_in_place(|| mntr_sum(zk));
     let zcpu0 = zk_cpu_ticks(zk);
-
-    let t0 = Instant::now();
-    {
-        // The crate sends a request when its future is created: keep `window` of them outstanding.
-        let mut inflight = FuturesUnordered::new();
-        for (i, name) in names.iter().enumerate() {
-            if inflight.len() >= plan.window {
-                inflight.next().await.expect("non-empty")?;
-            }
-            inflight.push(client.create(name, b"x", &options));
-            if i % 1000 == 0 {
-                progress.pb.set_position(i as u64);
-            }
-        }
-        while let Some(r) = inflight.next().await {
-            r?;
-        }
-    }
-    let creates = t0.elapsed();
-    let t1 = Instant::now();
-    {
-        let mut inflight = FuturesUnordered::new();
-        for (i, name) in names.iter().enumerate() {
-            if inflight.len() >= plan.window {
-                inflight.next().await.expect("non-empty")?;
-            }
-            inflight.push(client.delete(name, None));
-            if i % 1000 == 0 {
-                progress.pb.set_position(plan.ceiling_ops + i as u64);
-            }
-        }
-        while let Some(r) = inflight.next().await {
-            r?;
-        }
-    }
-    let deletes = t1.elapsed();
+    let (creates, deletes) = pipelined_creates_and_deletes(client, &options, &names, plan.window, &|done| {
+        progress.pb.set_position(done)
+    })
+    .await?;
     let z1 = tokio::task::block_in_place(|| zxid(zk));
     let m1 = tokio::task::block_in_place(|| mntr_sum(zk));
     let zcpu1 = zk_cpu_ticks(zk);
+
+    let spread = spread_ceiling(&config, plan, zk).await?;
 
     progress.phase("ceiling: serial round trips", plan.serial_ops * 2);
     let mut serial = Vec::with_capacity(plan.serial_ops as usize * 2);
@@ -427,7 +403,85 @@ async fn ceiling(zk: &ZkCluster, plan: &Plan, progress: &Progress) -> anyhow::Re
         requests_per_write: counter_delta(&m0, &m1, "zk_packets_received") / (2.0 * ops),
         zk_cpu_us_per_write: (zcpu1 - zcpu0) as f64 / USER_HZ * 1e6 / (2.0 * ops),
         serial_ms: Quantiles::of(&serial),
+        spread,
     })
+}
+
+/// The same writes as the ceiling, sent the way a farm sends them: from many connections with
+/// a couple of requests outstanding on each, so the server cannot batch them per socket read.
+async fn spread_ceiling(config: &ZkConfig, plan: &Plan, zk: &ZkCluster) -> anyhow::Result<SpreadCeiling> {
+    const CONNECTIONS: usize = 16;
+    const WINDOW: usize = 2;
+    let mut sessions = Vec::with_capacity(CONNECTIONS);
+    for _ in 0..CONNECTIONS {
+        sessions.push(config.connect().await?);
+    }
+    let per = plan.ceiling_ops / CONNECTIONS as u64;
+    let names: Vec<Vec<String>> = (0..CONNECTIONS)
+        .map(|c| (0..per).map(|i| format!("/f{c:02}-{i:08}")).collect())
+        .collect();
+    let zcpu0 = zk_cpu_ticks(zk);
+    let t0 = Instant::now();
+    let runs = sessions.iter().zip(&names).map(|(session, names)| async move {
+        let options = session.persistent();
+        pipelined_creates_and_deletes(&session.client, &options, names, WINDOW, &|_| {}).await
+    });
+    for r in futures::future::join_all(runs).await {
+        r?;
+    }
+    let elapsed = t0.elapsed();
+    let zcpu1 = zk_cpu_ticks(zk);
+    for session in sessions {
+        session.close().await;
+    }
+    let writes = (2 * per * CONNECTIONS as u64) as f64;
+    Ok(SpreadCeiling {
+        connections: CONNECTIONS,
+        window: WINDOW,
+        writes_per_s: writes / elapsed.as_secs_f64(),
+        zk_cpu_us_per_write: (zcpu1 - zcpu0) as f64 / USER_HZ * 1e6 / writes,
+    })
+}
+
+/// Creates then deletes `names`, keeping `window` requests outstanding (the crate sends a
+/// request when its future is created); returns how long each half took.
+async fn pipelined_creates_and_deletes(
+    client: &zookeeper_client::Client,
+    options: &zookeeper_client::CreateOptions<'_>,
+    names: &[String],
+    window: usize,
+    report: &dyn Fn(u64),
+) -> anyhow::Result<(Duration, Duration)> {
+    let t0 = Instant::now();
+    let mut inflight = FuturesUnordered::new();
+    for (i, name) in names.iter().enumerate() {
+        if inflight.len() >= window {
+            inflight.next().await.expect("non-empty")?;
+        }
+        inflight.push(client.create(name, b"x", options));
+        if i % 1000 == 0 {
+            report(i as u64);
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        r?;
+    }
+    let creates = t0.elapsed();
+    let t1 = Instant::now();
+    let mut inflight = FuturesUnordered::new();
+    for (i, name) in names.iter().enumerate() {
+        if inflight.len() >= window {
+            inflight.next().await.expect("non-empty")?;
+        }
+        inflight.push(client.delete(name, None));
+        if i % 1000 == 0 {
+            report((names.len() + i) as u64);
+        }
+    }
+    while let Some(r) = inflight.next().await {
+        r?;
+    }
+    Ok((creates, t1.elapsed()))
 }
 
 /// No-op tasks end to end with growing numbers of workers, in one farm.

@@ -34,6 +34,18 @@ pub struct Ceiling {
     pub zk_cpu_us_per_write: f64,
     /// One write at a time (create and delete alternately).
     pub serial_ms: Quantiles,
+    /// The same writes from many connections with few outstanding each (the farm's pattern).
+    pub spread: SpreadCeiling,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SpreadCeiling {
+    pub connections: usize,
+    /// Requests outstanding per connection.
+    pub window: usize,
+    pub writes_per_s: f64,
+    pub zk_cpu_us_per_write: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -284,6 +296,14 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         c.serial_ms.p99,
         c.serial_ms.n
     );
+    if c.spread.writes_per_s > 0.0 {
+        let _ = writeln!(
+            s,
+            "The same writes from {} connections with {} outstanding on each (the way a farm sends them): \
+             {:.0} writes/s ({:.0} us of server CPU per write).\n",
+            c.spread.connections, c.spread.window, c.spread.writes_per_s, c.spread.zk_cpu_us_per_write
+        );
+    }
     let _ = writeln!(
         s,
         "**Writes per task**: {} by the protocol (submit, assign, commit, clean-up: one multi each); \
