@@ -429,12 +429,20 @@ impl ZkSession {
 ///
 /// While connected, a persistent watch reports every change, one event per write (unlike a
 /// one-shot watch, nothing is coalesced), in the order ZooKeeper applied them.
+///
+/// [`PersistentWatch::next`] is cancel-safe (callers use it in `select!`): the SyncConnected
+/// that calls for a renewal is handed out only once the watch is registered again, and a
+/// renewal interrupted by cancellation (or failed: the connection may drop again at once) is
+/// resumed by the next call. So a caller that reads state after that event cannot miss a
+/// change made after its read.
 pub struct PersistentWatch {
     client: Client,
     path: String,
     mode: AddWatchMode,
     watcher: PersistentWatcher,
     disconnected: bool,
+    /// The SyncConnected event held back until the watch is registered again.
+    renewing: Option<WatchedEvent>,
     ended: bool,
 }
 
@@ -457,6 +465,7 @@ impl PersistentWatch {
             mode,
             watcher,
             disconnected: false,
+            renewing: None,
             ended: false,
         })
     }
@@ -466,22 +475,44 @@ impl PersistentWatch {
         if self.ended {
             return std::future::pending().await;
         }
-        let event = self.watcher.changed().await;
-        if event.event_type == EventType::Session {
+        if self.renewing.is_none() {
+            let event = self.watcher.changed().await;
+            if event.event_type != EventType::Session {
+                return event;
+            }
+            let renew = event.session_state == SessionState::SyncConnected && self.disconnected;
             match event.session_state {
                 SessionState::Disconnected => self.disconnected = true,
-                SessionState::SyncConnected if self.disconnected => {
-                    self.disconnected = false;
-                    match self.client.watch(&self.path, self.mode).await {
-                        Ok(fresh) => self.watcher = fresh,
-                        Err(e) => tracing::warn!(path = self.path, error = %e, "could not renew a watch"),
-                    }
-                }
+                SessionState::SyncConnected => self.disconnected = false,
                 s if is_terminal(s) => self.ended = true,
                 _ => {}
             }
+            if !renew {
+                return event;
+            }
+            self.renewing = Some(event);
         }
-        event
+        self.renew().await;
+        self.renewing.take().expect("a SyncConnected is held while renewing")
+    }
+
+    /// Registers the watch again, retrying until it is, or until the session has ended.
+    async fn renew(&mut self) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.client.watch(&self.path, self.mode)).await {
+                Ok(Ok(fresh)) => {
+                    self.watcher = fresh;
+                    return;
+                }
+                // The watcher we hold reports the session's end next.
+                Ok(Err(zookeeper_client::Error::SessionExpired | zookeeper_client::Error::ClientClosed)) => return,
+                Ok(Err(e)) => tracing::warn!(path = self.path, error = %e, "could not renew a watch; retrying"),
+                Err(_) => tracing::warn!(path = self.path, "renewing a watch timed out; retrying"),
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
     }
 }
 
