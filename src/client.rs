@@ -1,8 +1,9 @@
 //! The client role: submits tasks, waits for their results, cleans up, and reports.
 //!
 //! A task is two ephemeral znodes created in one multi, `/data/<id>` (payload) and `/tasks/<id>`
-//! (record), owned by the client's session: a client that dies leaves nothing behind. The client
-//! watches `/tasks/<id>` until its state is `done`, takes the result and deletes both znodes.
+//! (record), owned by the client's session: a client that dies leaves nothing behind. The
+//! worker's commit replaces the payload by the result and deletes the record; the client
+//! watches `/data/<id>` for that one change, takes the result and deletes the znode.
 //! If the session expires, its tasks vanish with it; the client opens a new session and submits
 //! the tasks whose results it has not received yet again, so each result is delivered once.
 
@@ -16,10 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use tokio::task::JoinSet;
-use zookeeper_client::{Error as ZkError, MultiWriteError};
+use zookeeper_client::{Error as ZkError, EventType, MultiWriteError};
 
 use crate::election::random_id;
-use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult, TaskState};
+use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult};
 use crate::task::TaskSpec;
 use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
 
@@ -76,8 +77,8 @@ async fn round_trip(
     submit(session, client_id, task_id, payload).await?;
     let (result, watcher) = await_result(session, task_id).await?;
     cleanup(session, task_id).await;
-    // Dropped only now: our delete has fired it. Dropping an unfired watcher makes the crate
-    // send a RemoveWatches request (one more request per task for the server).
+    // Dropped only now, when our delete has fired it: dropping an unfired watcher makes the
+    // crate send a RemoveWatches request (one more request for the server).
     drop(watcher);
     Ok(result)
 }
@@ -227,61 +228,82 @@ async fn wait_gone(session: &ZkSession, path: &str) -> Result<(), TaskError> {
     }
 }
 
-/// Waits for the task's result; also returns the watch the final read set (see `round_trip`).
+/// Waits for the task's result. `/data/<id>` holds the payload at version 0 and the result
+/// from version 1 on: the commit that writes it also deletes `/tasks/<id>`, so one watch on
+/// the payload znode wakes us once, for the result. Also returns the watch when it has not
+/// fired yet (see `round_trip`).
 async fn await_result(
     session: &ZkSession,
     task_id: &str,
-) -> Result<(TaskResult, zookeeper_client::OneshotWatcher), TaskError> {
-    let path = paths::task(task_id);
+) -> Result<(TaskResult, Option<zookeeper_client::OneshotWatcher>), TaskError> {
+    let path = paths::data(task_id);
     loop {
-        let (data, _, watcher) = match timed(session.request_timeout(), session.client.get_and_watch_data(&path)).await
-        {
+        let (stat, watcher) = match timed(session.request_timeout(), session.client.check_and_watch_stat(&path)).await {
             Ok(x) => x,
             Err(e) if is_connection_loss(&e) => {
                 reconnected(session).await?;
                 continue;
             }
-            Err(ZkError::NoNode) => {
-                return Err(TaskError::Fatal(format!(
-                    "task {task_id} vanished (deleted by someone else)"
-                )))
-            }
             Err(e) => return Err(session_error(e)),
         };
-        match TaskRecord::parse(&data) {
-            Ok(TaskRecord {
-                state: TaskState::Done,
-                result: Some(result),
-                ..
-            }) => return Ok((result, watcher)),
-            Ok(_) => {}
-            Err(e) => return Err(TaskError::Fatal(format!("task {task_id} record garbled: {e}"))),
+        match stat {
+            None => return Err(vanished(task_id)),
+            Some(stat) if stat.version >= 1 => return Ok((read_result(session, task_id).await?, Some(watcher))),
+            Some(_) => {}
         }
         let event = watcher.changed().await;
-        if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state) {
-            return Err(TaskError::SessionEnded);
+        match event.event_type {
+            EventType::Session if is_terminal(event.session_state) => return Err(TaskError::SessionEnded),
+            EventType::NodeDataChanged => return Ok((read_result(session, task_id).await?, None)),
+            // Deleted (reported by the next check) or a reconnection: look again.
+            _ => continue,
         }
     }
 }
 
-/// Deletes the task's znodes; best effort (they are ephemeral: they go with the session anyway).
+fn vanished(task_id: &str) -> TaskError {
+    TaskError::Fatal(format!(
+        "task {task_id}'s payload znode vanished (deleted by someone else)"
+    ))
+}
+
+/// Reads the result from `/data/<id>`.
+async fn read_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, TaskError> {
+    loop {
+        match timed(
+            session.request_timeout(),
+            session.client.get_data(&paths::data(task_id)),
+        )
+        .await
+        {
+            Ok((data, _)) => {
+                return TaskResult::parse(&data)
+                    .map_err(|e| TaskError::Fatal(format!("task {task_id} result garbled: {e}")))
+            }
+            Err(e) if is_connection_loss(&e) => reconnected(session).await?,
+            Err(ZkError::NoNode) => return Err(vanished(task_id)),
+            Err(e) => return Err(session_error(e)),
+        }
+    }
+}
+
+/// Deletes the task's payload znode, which now holds the result (the commit deleted the task's
+/// record); best effort: it is ephemeral and goes with the session anyway.
 async fn cleanup(session: &ZkSession, task_id: &str) {
     for _ in 0..3 {
-        let mut multi = session.client.new_multi_writer();
-        if multi
-            .add_delete(&paths::task(task_id), None)
-            .and_then(|_| multi.add_delete(&paths::data(task_id), None))
-            .is_err()
+        match timed(
+            session.request_timeout(),
+            session.client.delete(&paths::data(task_id), None),
+        )
+        .await
         {
-            return;
-        }
-        match tokio::time::timeout(session.request_timeout(), multi.commit()).await {
-            Ok(Ok(_)) | Ok(Err(MultiWriteError::OperationFailed { .. })) => return,
-            _ => {
+            Ok(()) | Err(ZkError::NoNode) => return,
+            Err(e) if is_connection_loss(&e) => {
                 if reconnected(session).await.is_err() {
                     return;
                 }
             }
+            Err(_) => return,
         }
     }
 }

@@ -11,7 +11,7 @@ use thiserror::Error;
 /// dropping the connection, so we refuse well before it.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
-/// Largest serialized result a worker may commit into `/tasks/<id>`; larger values are
+/// Largest serialized result value a worker may commit into `/data/<id>`; larger values are
 /// replaced by an error result.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
@@ -27,7 +27,8 @@ pub mod paths {
     pub const MASTER: &str = "/master";
     /// Task records: ephemeral children owned by the submitting client's session.
     pub const TASKS: &str = "/tasks";
-    /// Task payloads: ephemeral children owned by the submitting client's session.
+    /// Task payloads, replaced by the task's result when it completes (version 0: the payload,
+    /// version 1: the result): ephemeral children owned by the submitting client's session.
     pub const DATA: &str = "/data";
     /// Workers: ephemeral children whose data carries the worker's assignment.
     pub const WORKERS: &str = "/workers";
@@ -132,10 +133,9 @@ pub fn validate_id(id: &str) -> Result<(), ContractError> {
 pub enum TaskState {
     /// Submitted, waiting for a worker.
     Queued,
-    /// Handed to `worker` by the master of `epoch`.
+    /// Handed to `worker` by the master of `epoch`. (A finished task has no record: the
+    /// transaction that writes its result deletes it.)
     Assigned,
-    /// Finished; `result` holds the outcome (success or error).
-    Done,
 }
 
 /// Data of `/tasks/<id>`.
@@ -155,8 +155,6 @@ pub struct TaskRecord {
     /// Milliseconds since the Unix epoch at submission (for latency figures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<TaskResult>,
 }
 
 impl TaskRecord {
@@ -168,13 +166,11 @@ impl TaskRecord {
             worker: None,
             epoch: None,
             submitted_ms: Some(submitted_ms),
-            result: None,
         }
     }
 
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
-        // A done record carries the result, hence the larger limit.
-        parse_json("task record", data, MAX_RESULT_BYTES + 4096)
+        parse_json("task record", data, 4096)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -188,16 +184,6 @@ impl TaskRecord {
             attempt: self.attempt + 1,
             worker: Some(worker.to_string()),
             epoch: Some(epoch),
-            result: None,
-            ..self.clone()
-        }
-    }
-
-    /// The record once finished with `result`.
-    pub fn done(&self, result: TaskResult) -> Self {
-        Self {
-            state: TaskState::Done,
-            result: Some(result),
             ..self.clone()
         }
     }
@@ -222,6 +208,15 @@ pub struct TaskResult {
 }
 
 impl TaskResult {
+    /// Parses `/data/<id>` at version 1 or more (the result; version 0 is the payload).
+    pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
+        parse_json("task result", data, MAX_RESULT_BYTES + 8192)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("task result serializes")
+    }
+
     pub fn success(value: serde_json::Value, worker: &str, attempt: u32, run_ms: u64) -> Self {
         let r = Self {
             ok: true,
@@ -281,12 +276,6 @@ pub struct WorkerRecord {
     /// Version of `/tasks/<task>` right after the assignment; the worker's commit checks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_version: Option<i32>,
-    /// The task record's `client` and `submitted_ms` (optional): with them the worker can
-    /// build the task's done record without reading `/tasks/<task>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_ms: Option<u64>,
 }
 
 /// A worker's current assignment, validated.
@@ -296,25 +285,6 @@ pub struct Assignment {
     pub epoch: i64,
     pub attempt: u32,
     pub task_version: i32,
-    /// The task's submitter, when the master sent it (see [`Assignment::task_record`]).
-    pub client: Option<String>,
-    pub submitted_ms: Option<u64>,
-}
-
-impl Assignment {
-    /// The task record as the master wrote it with this assignment (state `assigned`), when the
-    /// assignment carries the task's client; `None` means the worker must read it.
-    pub fn task_record(&self, worker: &str) -> Option<TaskRecord> {
-        Some(TaskRecord {
-            client: self.client.clone()?,
-            state: TaskState::Assigned,
-            attempt: self.attempt,
-            worker: Some(worker.to_string()),
-            epoch: Some(self.epoch),
-            submitted_ms: self.submitted_ms,
-            result: None,
-        })
-    }
 }
 
 impl WorkerRecord {
@@ -328,8 +298,6 @@ impl WorkerRecord {
             epoch: Some(a.epoch),
             attempt: Some(a.attempt),
             task_version: Some(a.task_version),
-            client: a.client.clone(),
-            submitted_ms: a.submitted_ms,
         }
     }
 
@@ -353,8 +321,6 @@ impl WorkerRecord {
                 epoch,
                 attempt,
                 task_version,
-                client: self.client.clone(),
-                submitted_ms: self.submitted_ms,
             })),
             _ => Err(ContractError::Malformed {
                 what: "worker record",
@@ -442,29 +408,18 @@ mod tests {
         );
         let again = assigned.assigned("w2", 8);
         assert_eq!((again.attempt, again.worker.as_deref()), (2, Some("w2")));
-        let done = again.done(TaskResult::success(serde_json::json!(1), "w2", 2, 3));
-        let parsed = TaskRecord::parse(&done.to_bytes()).unwrap();
-        assert_eq!(parsed.state, TaskState::Done);
-        assert!(parsed.result.unwrap().ok);
+        assert_eq!(TaskRecord::parse(&again.to_bytes()).unwrap(), again);
+        // A version-1 "done" record is no state of this protocol: it reads as garbled.
+        assert!(TaskRecord::parse(br#"{"client":"c","state":"done"}"#).is_err());
     }
 
     #[test]
-    fn an_assignment_with_the_client_rebuilds_the_master_s_record_exactly() {
-        let assigned = TaskRecord::queued("c1", 42).assigned("w1", 7).assigned("w1", 9);
-        let a = Assignment {
-            task: "t1".into(),
-            epoch: 9,
-            attempt: assigned.attempt,
-            task_version: 2,
-            client: Some("c1".into()),
-            submitted_ms: Some(42),
-        };
-        let parsed = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
-        let carried = parsed.assignment().unwrap().unwrap();
-        assert_eq!(carried.task_record("w1"), Some(assigned));
-        // From an older master (no client): the worker has to read the record.
-        let bare = Assignment { client: None, ..a };
-        assert_eq!(bare.task_record("w1"), None);
+    fn results_round_trip_and_a_payload_is_not_a_result() {
+        let ok = TaskResult::success(serde_json::json!({"slept_ms": 5}), "w1", 2, 5);
+        assert_eq!(TaskResult::parse(&ok.to_bytes()).unwrap(), ok);
+        let failed = TaskResult::failure("boom", None, 3, 0);
+        assert_eq!(TaskResult::parse(&failed.to_bytes()).unwrap(), failed);
+        assert!(TaskResult::parse(br#"{"kind":"sleep","ms":5}"#).is_err());
     }
 
     #[test]
@@ -491,8 +446,6 @@ mod tests {
             epoch: 3,
             attempt: 1,
             task_version: 1,
-            client: None,
-            submitted_ms: None,
         };
         let rec = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
         assert_eq!(rec.assignment().unwrap(), Some(a));

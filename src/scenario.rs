@@ -450,7 +450,7 @@ async fn one_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     st.farm.signal("w1", Signal::SIGKILL)?;
     let taken_by = st
         .wait_task(&task, "the other worker taking over", |r| {
-            (r.worker.as_deref() == Some("w2") && r.state != TaskState::Queued)
+            (r.worker.as_deref() == Some("w2") && r.state == TaskState::Assigned)
                 .then(|| r.worker.clone().unwrap_or_default())
         })
         .await?;
@@ -661,11 +661,12 @@ async fn zk_cluster(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// Delivery events (a client deleting a finished task), from a session of their own.
+/// Delivery events (a client deleting a task's result znode, `/data/<id>`), from a session of
+/// their own.
 async fn deliveries(st: &Stage) -> anyhow::Result<(ZkSession, mpsc::UnboundedReceiver<Instant>)> {
     // A separate session: a persistent watch must not share a path with one-shot watches.
     let session = st.farm.observer().await?;
-    let mut watch = crate::zk::PersistentWatch::recursive(&session.client, "/tasks").await?;
+    let mut watch = crate::zk::PersistentWatch::recursive(&session.client, crate::protocol::paths::DATA).await?;
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {

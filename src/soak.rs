@@ -83,7 +83,7 @@ pub struct SoakArgs {
 struct Observed {
     writes: Vec<FencedWrite>,
     progress: Vec<Progress>,
-    /// (task, czxid, mzxid) of every `done` record read.
+    /// (task, czxid, mzxid) of every result read (`/data/<task>` at version 1 or more).
     dones: Vec<(String, i64, i64)>,
     leader: Option<String>,
     events: u64,
@@ -130,7 +130,8 @@ async fn checker(config: ZkConfig, seen: Arc<Mutex<Observed>>, mut stop: watch::
                     }
                     let interesting = event.path == paths::STATUS
                         || event.path.starts_with("/tasks/")
-                        || event.path.starts_with("/workers/");
+                        || event.path.starts_with("/workers/")
+                        || (event.path.starts_with("/data/") && event.event_type == EventType::NodeDataChanged);
                     if interesting {
                         let client = session.client.clone();
                         reads.push(async move {
@@ -162,22 +163,27 @@ fn record(seen: &Mutex<Observed>, path: &str, data: &[u8], stat: &zookeeper_clie
                 path: path.to_string(),
             });
         }
-    } else if let Some(task) = path.strip_prefix("/tasks/") {
-        let Ok(r) = TaskRecord::parse(data) else { return };
-        match (r.state, r.epoch) {
-            (TaskState::Assigned, Some(epoch)) => o.writes.push(FencedWrite {
+    } else if path.starts_with("/tasks/") {
+        if let Ok(TaskRecord {
+            state: TaskState::Assigned,
+            epoch: Some(epoch),
+            ..
+        }) = TaskRecord::parse(data)
+        {
+            o.writes.push(FencedWrite {
                 zxid: stat.mzxid,
                 epoch,
                 path: path.to_string(),
-            }),
-            (TaskState::Done, _) => {
-                o.progress.push(Progress {
-                    observed_ms: at,
-                    created_ms: stat.ctime.max(0) as u64,
-                });
-                o.dones.push((task.to_string(), stat.czxid, stat.mzxid));
-            }
-            _ => {}
+            });
+        }
+    } else if let Some(task) = path.strip_prefix("/data/") {
+        // Version 0 is the payload; a commit (or a poison failure) writes the result.
+        if stat.version >= 1 {
+            o.progress.push(Progress {
+                observed_ms: at,
+                created_ms: stat.ctime.max(0) as u64,
+            });
+            o.dones.push((task.to_string(), stat.czxid, stat.mzxid));
         }
     } else if path.starts_with("/workers/") {
         if let Ok(Some(a)) = WorkerRecord::parse(data).map(|w| w.assignment().ok().flatten()) {

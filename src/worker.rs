@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use zookeeper_client::{Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent};
 
 use crate::election::random_id;
-use crate::protocol::{paths, validate_id, Assignment, TaskRecord, TaskResult, WorkerRecord};
+use crate::protocol::{paths, validate_id, Assignment, TaskResult, WorkerRecord};
 use crate::task::TaskSpec;
 use crate::zk::{is_connection_loss, is_terminal, timed, PersistentWatch, ZkConfig, ZkSession};
 
@@ -47,10 +47,12 @@ pub async fn run(config: &ZkConfig, args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 /// What the running task hands back.
-struct Outcome {
-    result: TaskResult,
-    /// The task record as read when the task started (to build the done record).
-    record: TaskRecord,
+enum Outcome {
+    /// The task ran (or its payload was rejected): commit this result.
+    Finished(TaskResult),
+    /// `/data/<task>` is gone (its client went, or someone deleted it): nobody to tell; the
+    /// commit just retires the task.
+    PayloadGone,
 }
 
 /// A task in progress: its assignment, the version of our znode that carried it, and the
@@ -208,14 +210,14 @@ impl Worker {
                 },
                 Wake::Finished(outcome) => {
                     let r = running.take().expect("a finished task was running");
-                    match outcome {
-                        Some(o) => match self.commit(&r, *o).await {
+                    // No outcome: the session ended while reading the payload; the next
+                    // event says so and ends the loop.
+                    if let Some(o) = outcome {
+                        match self.commit(&r, *o).await {
                             Commit::Landed => own_events += 1,
                             Commit::NotOurs { cleared } => own_events += u32::from(cleared),
                             Commit::SessionEnded => return Ok(()),
-                        },
-                        // The task's znode vanished before it started: free ourselves.
-                        None => own_events += u32::from(self.clear(r.own_version).await),
+                        }
                     }
                 }
             }
@@ -307,38 +309,33 @@ impl Worker {
         let limit = self.session.request_timeout();
         let (task, worker) = (assignment.task.clone(), self.id.clone());
         let attempt = assignment.attempt;
-        // The master sends the task's client with the assignment, so the done record can be
-        // built without reading `/tasks/<task>`; without it (an older master), read it.
-        let known = assignment.task_record(&self.id);
         let handle = tokio::spawn(async move {
-            // Both reads are sent at once; ZooKeeper answers them in order.
-            let record = known.is_none().then(|| client.get_data(&paths::task(&task)));
-            let data = client.get_data(&paths::data(&task));
-            let record = match (known, record) {
-                (Some(r), _) => r,
-                (None, read) => match timed(limit, read?).await {
-                    Ok((bytes, _)) => TaskRecord::parse(&bytes).ok()?,
-                    Err(_) => return None,
-                },
+            // A worker never gives a live task back (the master takes a worker freeing itself
+            // while holding a task for that task's commit), so a lost connection means reading
+            // again; if the session ends, our znode goes and the master re-assigns the task.
+            let read = loop {
+                match timed(limit, client.get_data(&paths::data(&task))).await {
+                    Err(e) if is_connection_loss(&e) => tokio::time::sleep(limit / 10).await,
+                    other => break other,
+                }
             };
             let started = Instant::now();
-            let result = match timed(limit, data).await {
-                Ok((bytes, _)) => match TaskSpec::parse(&bytes) {
+            let result = match read {
+                // Version 0 is the payload; anything later is already a result (someone else's
+                // commit landed: ours will fail its version check).
+                Ok((bytes, stat)) if stat.version == 0 => match TaskSpec::parse(&bytes) {
                     Ok(spec) => match spec.run().await {
                         Ok(value) => TaskResult::success(value, &worker, attempt, elapsed_ms(started)),
                         Err(error) => TaskResult::failure(error, Some(&worker), attempt, elapsed_ms(started)),
                     },
                     Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
                 },
-                Err(ZkError::NoNode) => TaskResult::failure(
-                    format!("task payload {} is missing", paths::data(&task)),
-                    Some(&worker),
-                    attempt,
-                    0,
-                ),
-                Err(_) => return None,
+                Ok(_) | Err(ZkError::NoNode) => return Some(Outcome::PayloadGone),
+                // The session ended: nothing can be committed any more.
+                Err(ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed) => return None,
+                Err(e) => TaskResult::failure(format!("cannot read the payload: {e}"), Some(&worker), attempt, 0),
             };
-            Some(Outcome { result, record })
+            Some(Outcome::Finished(result))
         });
         Running {
             assignment,
@@ -347,42 +344,71 @@ impl Worker {
         }
     }
 
-    /// Commits a result and frees us, atomically.
-    async fn commit(&mut self, running: &Running, outcome: Outcome) -> Commit {
+    /// Commits a result, frees us and retires the task, atomically:
+    /// `multi{set /data/<t> result, set /workers/<us> {} @own, delete /tasks/<t> @task_version}`.
+    /// Deleting the task record at the version the master assigned is what makes a result
+    /// land once: a second commit (ours retried, a late one of an expired session, the
+    /// master failing the task) finds the record gone.
+    async fn commit(&mut self, running: &Running, mut outcome: Outcome) -> Commit {
         let a = &running.assignment;
-        let done = outcome.record.done(outcome.result.clone()).to_bytes();
+        let mut result = match &outcome {
+            Outcome::Finished(r) => Some(r.to_bytes()),
+            Outcome::PayloadGone => None,
+        };
         let free = WorkerRecord::free().to_bytes();
         loop {
+            // Where our own znode's op sits, to read a failure's index.
+            let own_op = usize::from(result.is_some());
             let mut multi = self.session.client.new_multi_writer();
-            let built = multi
-                .add_set_data(&paths::task(&a.task), &done, Some(a.task_version))
-                .and_then(|_| multi.add_set_data(&self.path, &free, Some(running.own_version)));
+            let built = result
+                .as_ref()
+                .map_or(Ok(()), |r| multi.add_set_data(&paths::data(&a.task), r, None))
+                .and_then(|_| multi.add_set_data(&self.path, &free, Some(running.own_version)))
+                .and_then(|_| multi.add_delete(&paths::task(&a.task), Some(a.task_version)));
             if let Err(e) = built {
                 tracing::error!(worker = self.id, error = %e, "cannot build the commit");
                 return Commit::NotOurs { cleared: false };
             }
             let limit = self.session.request_timeout();
-            let result = match tokio::time::timeout(limit, multi.commit()).await {
+            let committed = match tokio::time::timeout(limit, multi.commit()).await {
                 Ok(r) => r,
                 Err(_) => Err(MultiWriteError::RequestFailed {
                     source: ZkError::ConnectionLoss,
                 }),
             };
-            match result {
+            match committed {
                 Ok(_) => {
-                    tracing::info!(
-                        worker = self.id,
-                        task = a.task,
-                        ok = outcome.result.ok,
-                        run_ms = outcome.result.run_ms,
-                        "result committed"
-                    );
+                    match &outcome {
+                        Outcome::Finished(r) => tracing::info!(
+                            worker = self.id,
+                            task = a.task,
+                            ok = r.ok,
+                            run_ms = r.run_ms,
+                            "result committed"
+                        ),
+                        Outcome::PayloadGone => tracing::warn!(
+                            worker = self.id,
+                            task = a.task,
+                            "task payload {} is missing: task retired without a result",
+                            paths::data(&a.task)
+                        ),
+                    }
                     return Commit::Landed;
                 }
+                Err(MultiWriteError::OperationFailed {
+                    index: 0,
+                    source: ZkError::NoNode,
+                }) if result.is_some() => {
+                    // The payload znode vanished while the task ran: nobody to report to, but
+                    // the task is still ours to retire (a worker gives no live task back).
+                    (outcome, result) = (Outcome::PayloadGone, None);
+                    continue;
+                }
                 Err(MultiWriteError::OperationFailed { index, source }) => {
-                    // index 0: the task changed or vanished; index 1: our assignment was withdrawn.
+                    // Our znode changed: the master withdrew the assignment. Otherwise the task
+                    // (or its payload) changed or vanished: the assignment is void, free us.
                     tracing::warn!(worker = self.id, task = a.task, index, error = %source, "result discarded: the assignment is no longer ours");
-                    let cleared = index == 0 && self.clear(running.own_version).await;
+                    let cleared = index != own_op && self.clear(running.own_version).await;
                     return Commit::NotOurs { cleared };
                 }
                 Err(MultiWriteError::RequestFailed { source }) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{shared_standalone, wait_children, wait_data, Farm};
 use nix::sys::signal::Signal;
 use taskfarm::harness::{free_port, ZkCluster};
-use taskfarm::protocol::{FarmStatus, TaskRecord, TaskState};
+use taskfarm::protocol::{FarmStatus, TaskRecord, TaskResult};
 
 const SLEEP_0: &str = r#"{"kind":"sleep","ms":0}"#;
 
@@ -83,12 +83,11 @@ async fn garbage_payloads_become_error_results_and_a_squatter_gets_a_clear_error
         client.log()
     );
     for id in ["binary", "empty", "unknown-kind", "not-an-object"] {
-        let done = wait_data(&observer, &format!("/tasks/{id}"), "the garbage task failing", |d| {
-            let r = TaskRecord::parse(d?).ok()?;
-            (r.state == TaskState::Done).then_some(r)
+        // The worker's commit replaces the payload by the (error) result.
+        let result = wait_data(&observer, &format!("/data/{id}"), "the garbage task failing", |d| {
+            TaskResult::parse(d?).ok()
         })
         .await;
-        let result = done.result.unwrap();
         assert!(!result.ok, "{id}: {result:?}");
         assert!(result.error.unwrap().contains("rejected"), "{id}");
     }

@@ -49,6 +49,7 @@ proptest! {
     fn parsers_never_panic_on_arbitrary_bytes(data in nasty_bytes()) {
         let _ = TaskSpec::parse(&data);
         let _ = TaskRecord::parse(&data);
+        let _ = TaskResult::parse(&data);
         if let Ok(w) = WorkerRecord::parse(&data) {
             let _ = w.assignment();
         }
@@ -109,13 +110,18 @@ proptest! {
     }
 
     #[test]
+    fn results_round_trip(result in task_result()) {
+        prop_assert_eq!(TaskResult::parse(&result.to_bytes()).unwrap(), result);
+    }
+
+    #[test]
     fn worker_assignments_round_trip(
         task in "[a-z0-9][a-z0-9_.-]{0,40}",
         epoch in any::<i64>(),
         attempt in any::<u32>(),
         task_version in any::<i32>(),
     ) {
-        let a = Assignment { task, epoch, attempt, task_version, client: None, submitted_ms: None };
+        let a = Assignment { task, epoch, attempt, task_version };
         let parsed = WorkerRecord::parse(&WorkerRecord::assigned(&a).to_bytes()).unwrap();
         prop_assert_eq!(parsed.assignment().unwrap(), Some(a));
         prop_assert_eq!(WorkerRecord::parse(&WorkerRecord::free().to_bytes()).unwrap().assignment().unwrap(), None);
@@ -167,22 +173,31 @@ fn task_record() -> impl Strategy<Value = TaskRecord> {
         "[a-z0-9-]{1,30}",
         any::<i64>(),
         0u32..1000,
-        prop_oneof![Just(0), Just(1), Just(2)],
+        any::<bool>(),
+    )
+        .prop_map(|(client, ms, worker, epoch, attempt, assigned)| {
+            let queued = TaskRecord::queued(&client, ms);
+            if assigned {
+                (0..attempt.min(3) + 1).fold(queued, |r, _| r.assigned(&worker, epoch))
+            } else {
+                queued
+            }
+        })
+}
+
+fn task_result() -> impl Strategy<Value = TaskResult> {
+    (
+        "[a-z0-9-]{1,30}",
+        0u32..1000,
+        0u64..100_000,
         any::<bool>(),
         "\\PC{0,100}",
     )
-        .prop_map(|(client, ms, worker, epoch, attempt, state, ok, text)| {
-            let queued = TaskRecord::queued(&client, ms);
-            let assigned = (0..attempt.min(3) + 1).fold(queued.clone(), |r, _| r.assigned(&worker, epoch));
-            let result = if ok {
-                TaskResult::success(serde_json::Value::String(text), &worker, attempt, ms % 10_000)
+        .prop_map(|(worker, attempt, run_ms, ok, text)| {
+            if ok {
+                TaskResult::success(serde_json::Value::String(text), &worker, attempt, run_ms)
             } else {
-                TaskResult::failure(text, Some(&worker), attempt, ms % 10_000)
-            };
-            match state {
-                0 => queued,
-                1 => assigned,
-                _ => assigned.done(result),
+                TaskResult::failure(text, Some(&worker), attempt, run_ms)
             }
         })
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{assignment_of, candidates, shared_standalone, wait_children, wait_data, Farm};
 use nix::sys::signal::Signal;
 use taskfarm::harness::ZkCluster;
-use taskfarm::protocol::{FarmStatus, TaskRecord, TaskState};
+use taskfarm::protocol::{FarmStatus, TaskRecord, TaskResult};
 
 const SLEEP_0: &str = r#"{"kind":"sleep","ms":0}"#;
 
@@ -251,9 +251,10 @@ async fn a_dead_client_leaves_nothing_behind_and_frees_its_workers() {
         .task;
     client.signal(Signal::SIGSTOP);
     let ids = observer.client.list_children("/tasks").await.unwrap();
-    // A commit while the client is frozen leaves a finished, uncollected task.
-    wait_data(&observer, &format!("/tasks/{running}"), "a task finishing", |d| {
-        (TaskRecord::parse(d?).ok()?.state == TaskState::Done).then_some(())
+    // A commit while the client is frozen leaves an uncollected result in /data/<id> (and
+    // deletes the task's record).
+    wait_data(&observer, &format!("/data/{running}"), "a task finishing", |d| {
+        TaskResult::parse(d?).ok()
     })
     .await;
     let mut states = HashMap::new();
@@ -264,14 +265,23 @@ async fn a_dead_client_leaves_nothing_behind_and_frees_its_workers() {
                 .or_insert(0) += 1;
         }
     }
+    assert!(states.contains_key("Queued"), "pending tasks: {states:?}");
+    let data = observer.client.list_children("/data").await.unwrap();
     assert!(
-        states.contains_key("Queued") && states.contains_key("Done"),
-        "pending and finished tasks: {states:?}"
+        data.contains(&running),
+        "the finished task's result waits in /data: {data:?}"
     );
     client.signal(Signal::SIGKILL);
     wait_children(&observer, "/tasks", "the dead client's tasks vanishing", |c| {
         c.is_empty().then_some(())
     })
+    .await;
+    wait_children(
+        &observer,
+        "/data",
+        "the dead client's payloads and results vanishing",
+        |c| c.is_empty().then_some(()),
+    )
     .await;
     assert_clean(&farm).await;
     for w in ["w1", "w2"] {
@@ -344,7 +354,7 @@ async fn foreign_and_garbled_znodes_are_skipped_and_block_nothing() {
         .create("/workers/binary", &[0xde, 0xad], &ephemeral)
         .await
         .unwrap();
-    // A task whose payload is missing: the worker reports it as the task's error result.
+    // A task whose payload is missing: nobody to report to; the worker retires it.
     let record = TaskRecord::queued("foreign", 0).to_bytes();
     observer
         .client
@@ -352,16 +362,15 @@ async fn foreign_and_garbled_znodes_are_skipped_and_block_nothing() {
         .await
         .unwrap();
     let m = farm.master("m1");
-    let _w = farm.worker("w1");
+    let w = farm.worker("w1");
     let mut client = farm.client("c", 20, 4, SLEEP_0);
     let summary = client.json_summary().await;
     assert_eq!(summary["completed"], 20, "{summary}");
-    let done = wait_data(&observer, "/tasks/nodata", "the payload-less task failing", |d| {
-        let r = TaskRecord::parse(d?).ok()?;
-        (r.state == TaskState::Done).then_some(r)
+    wait_data(&observer, "/tasks/nodata", "the payload-less task retired", |d| {
+        d.is_none().then_some(())
     })
     .await;
-    assert!(done.result.unwrap().error.unwrap().contains("missing"));
+    assert!(w.log().contains("task payload /data/nodata is missing"), "{}", w.log());
     let log = m.log();
     for skipped in [
         "/tasks/binary",

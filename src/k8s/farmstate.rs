@@ -75,12 +75,12 @@ pub fn leading_candidate(children: &[String]) -> Option<(&str, i64)> {
         .min_by_key(|(_, seq)| *seq)
 }
 
-/// Task counts by state, for when `/status` is missing or stale.
+/// Task counts by state, for when `/status` is missing or stale. (Finished tasks have no
+/// record: only `/status` counts them.)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TaskCounts {
     pub pending: i64,
     pub running: i64,
-    pub done: i64,
 }
 
 impl TaskCounts {
@@ -88,7 +88,6 @@ impl TaskCounts {
         match record.state {
             TaskState::Queued => self.pending += 1,
             TaskState::Assigned => self.running += 1,
-            TaskState::Done => self.done += 1,
         }
     }
 }
@@ -99,8 +98,8 @@ pub fn status_is_fresh(status: &FarmStatus, epoch: Option<i64>, now_ms: u64) -> 
 }
 
 /// Combines what was read into one report. `counted` is used for the live counts when the
-/// status is not fresh; `completed` keeps the larger of the two (the status carries the total
-/// across failovers, counting only sees tasks still present).
+/// status is not fresh; `completed` comes from the status alone (it carries the total across
+/// failovers).
 pub fn combine(
     leader: Option<(CandidateInfo, i64)>,
     live_workers: usize,
@@ -127,7 +126,6 @@ pub fn combine(
     if let Some(c) = counted {
         state.pending = c.pending;
         state.running = c.running;
-        state.completed = state.completed.max(c.done);
     }
     state
 }
@@ -316,11 +314,7 @@ mod tests {
 
     #[test]
     fn a_stale_or_foreign_status_gives_way_to_counting() {
-        let counted = TaskCounts {
-            pending: 4,
-            running: 1,
-            done: 3,
-        };
+        let counted = TaskCounts { pending: 4, running: 1 };
         // Written by an older leader: its totals stand, its live counts do not.
         let s = status(2, 10_000);
         assert!(!status_is_fresh(&s, Some(3), 10_500));
@@ -331,7 +325,7 @@ mod tests {
         assert!(!status_is_fresh(&status(3, 0), Some(3), STATUS_STALE_MS + 1));
         // No status at all, no leader.
         let state = combine(None, 0, None, Some(counted), 0);
-        assert_eq!((state.leader, state.completed), (None, 3));
+        assert_eq!((state.leader, state.completed), (None, 0));
     }
 
     #[test]
@@ -340,19 +334,8 @@ mod tests {
         let queued = TaskRecord::queued("c", 1);
         c.add(&queued);
         c.add(&queued.assigned("w", 1));
-        c.add(
-            &queued
-                .assigned("w", 1)
-                .done(protocol::TaskResult::success(serde_json::json!(1), "w", 1, 0)),
-        );
-        assert_eq!(
-            c,
-            TaskCounts {
-                pending: 1,
-                running: 1,
-                done: 1
-            }
-        );
+        c.add(&queued.assigned("w", 1).assigned("w2", 2));
+        assert_eq!(c, TaskCounts { pending: 1, running: 2 });
     }
 
     /// The real reader against a real (standalone) ZooKeeper: the protocol's znodes in, the

@@ -43,11 +43,12 @@ pub enum Action {
         worker_version: i32,
         assignment: Assignment,
     },
-    /// Complete `task` with an error result (poison task).
+    /// Complete `task` with an error result (poison task): write the result into its
+    /// payload znode and delete its record, as a worker's commit does.
     FailTask {
         task: String,
         task_version: i32,
-        record: TaskRecord,
+        result: TaskResult,
     },
     /// Withdraw a worker's assignment (its task is gone or no longer its own).
     ClearWorker {
@@ -90,8 +91,17 @@ pub struct Index {
     free: VecDeque<String>,
     touched_tasks: Vec<String>,
     touched_workers: Vec<String>,
-    /// Tasks seen turning `done` (or vanishing while running) while we lead.
+    /// Tasks seen completing (their record vanishing while assigned) while we lead.
     completed: u64,
+    /// Tasks whose worker freed itself while still holding them: its commit, whose deletion of
+    /// the task record we will observe next (same multi). Never re-assigned meanwhile.
+    retiring: HashSet<String>,
+    /// Workers whose task vanished while they still showed it, with the tick it happened in.
+    /// Usually their commit (its worker event comes through another watcher, so it may be
+    /// applied after the task's deletion); if no observation of them follows within a tick,
+    /// their client died: the master reads them again (see [`Index::tick`]).
+    task_vanished: HashMap<String, u64>,
+    ticks: u64,
     /// Foreign or garbled znodes already reported (reported once).
     reported: HashSet<String>,
     new_reports: Vec<String>,
@@ -115,6 +125,9 @@ impl Index {
             touched_tasks: Vec::new(),
             touched_workers: Vec::new(),
             completed: 0,
+            retiring: HashSet::new(),
+            task_vanished: HashMap::new(),
+            ticks: 0,
             reported: HashSet::new(),
             new_reports: Vec::new(),
             waiting_on_worker: HashMap::new(),
@@ -159,18 +172,17 @@ impl Index {
                 if self.task_claims.get(id).is_some_and(|&v| obs.version >= v) {
                     self.task_claims.remove(id);
                 }
-                let was_done = self.tasks.get(id).is_some_and(|t| is_state(t, TaskState::Done));
-                if is_state(&obs, TaskState::Done) && !was_done {
-                    self.completed += 1;
-                }
+                // Still there after its worker's commit? Then that was no commit: decide afresh.
+                self.retiring.remove(id);
                 self.tasks.insert(id.to_string(), obs)
             }
             None => {
                 self.task_claims.remove(id);
+                self.retiring.remove(id);
                 self.reported.remove(&format!("/tasks/{id}"));
                 let gone = self.tasks.remove(id);
-                // A running task that vanishes was almost always finished and collected before
-                // we read its `done` record (or its client died: the count is approximate).
+                // A running task's record vanishes when its result is committed (or when its
+                // client dies: the count is approximate).
                 if gone.as_ref().is_some_and(|t| is_state(t, TaskState::Assigned)) {
                     self.completed += 1;
                 }
@@ -180,6 +192,11 @@ impl Index {
         // A vanished task frees the worker that ran it; a live one may need (re)scheduling.
         if !self.tasks.contains_key(id) {
             if let Some(w) = previous.as_ref().and_then(assigned_worker) {
+                let still_shown =
+                    matches!(self.workers.get(&w).map(|o| &o.assignment), Some(Ok(Some(a))) if a.task == id);
+                if still_shown {
+                    self.task_vanished.insert(w.clone(), self.ticks);
+                }
                 self.touched_workers.push(w);
             }
         }
@@ -191,10 +208,18 @@ impl Index {
 
     /// A fresh observation of `/workers/<id>` (`None`: it is gone).
     pub fn observe_worker(&mut self, id: &str, obs: Option<WorkerObs>) {
+        self.task_vanished.remove(id);
         let previous = match obs {
             Some(obs) => {
                 if self.worker_claims.get(id).is_some_and(|&v| obs.version >= v) {
                     self.worker_claims.remove(id);
+                }
+                // A worker frees itself while holding a live task only in the commit that also
+                // deletes the task's record (a worker gives no task back otherwise).
+                if let (Ok(None), Some(Ok(Some(a)))) = (&obs.assignment, self.workers.get(id).map(|w| &w.assignment)) {
+                    if self.holds(id, a) {
+                        self.retiring.insert(a.task.clone());
+                    }
                 }
                 self.workers.insert(id.to_string(), obs)
             }
@@ -243,11 +268,8 @@ impl Index {
                 task_obs(task, *task_version, record),
                 worker_obs(worker, *worker_version, Some(assignment)),
             ),
-            Action::FailTask {
-                task,
-                task_version,
-                record,
-            } => (task_obs(task, *task_version, record), None),
+            // The task's record is deleted: its observation is the deletion event itself.
+            Action::FailTask { .. } => (None, None),
             Action::ClearWorker {
                 worker, worker_version, ..
             } => (None, worker_obs(worker, *worker_version, None)),
@@ -278,6 +300,23 @@ impl Index {
                 self.worker_claims.remove(w);
             }
         }
+    }
+
+    /// Called about once a second: returns the workers to read again because their task
+    /// vanished at least one tick ago and nothing of them was observed since (their client
+    /// died rather than their commit landing: the read leads to clearing them).
+    pub fn tick(&mut self) -> Vec<String> {
+        self.ticks += 1;
+        let due: Vec<String> = self
+            .task_vanished
+            .iter()
+            .filter(|(_, &at)| at + 1 < self.ticks)
+            .map(|(w, _)| w.clone())
+            .collect();
+        for w in &due {
+            self.task_vanished.remove(w);
+        }
+        due
     }
 
     /// Problems found while deciding, for the caller to log (once per znode).
@@ -330,8 +369,6 @@ impl Index {
             epoch: self.epoch,
             attempt: record.attempt,
             task_version: task_version + 1,
-            client: Some(record.client.clone()),
-            submitted_ms: record.submitted_ms,
         };
         self.task_claims.insert(task.to_string(), task_version + 1);
         self.worker_claims.insert(worker.to_string(), worker_version + 1);
@@ -346,7 +383,7 @@ impl Index {
     }
 
     fn evaluate_worker(&mut self, w: &str, actions: &mut Vec<Action>) {
-        if self.worker_claims.contains_key(w) {
+        if self.worker_claims.contains_key(w) || self.task_vanished.contains_key(w) {
             return;
         }
         let Some(obs) = self.workers.get(w) else { return };
@@ -368,16 +405,7 @@ impl Index {
                         .push(w.to_string());
                     return;
                 }
-                let holds = self.tasks.get(&a.task).is_some_and(|t| {
-                    t.version == a.task_version
-                        && matches!(&t.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some(w))
-                });
-                // The worker commits its result and frees itself in one multi; if we already
-                // saw the task done by it, our view of the worker is just behind: wait for it.
-                let just_committed = self.tasks.get(&a.task).is_some_and(
-                    |t| matches!(&t.record, Ok(r) if r.state == TaskState::Done && r.worker.as_deref() == Some(w)),
-                );
-                if !holds && !just_committed {
+                if !self.holds(w, a) {
                     let reason = match self.tasks.get(&a.task) {
                         None => format!("task {} is gone", a.task),
                         Some(_) => format!("task {} is no longer assigned to it", a.task),
@@ -409,7 +437,8 @@ impl Index {
         };
         match record.state {
             TaskState::Queued => self.pending.push_back(t.to_string()),
-            TaskState::Done => {}
+            // Committed: its record's deletion is the next thing we observe of it.
+            TaskState::Assigned if self.retiring.contains(t) => {}
             TaskState::Assigned => match self.orphaned(t) {
                 Orphan::No => {}
                 Orphan::Unknown => {
@@ -428,19 +457,26 @@ impl Index {
                         record.attempt,
                         0,
                     );
-                    let done = record.done(result);
                     let task_version = obs.version;
                     self.task_claims.insert(t.to_string(), task_version + 1);
                     actions.push(Action::FailTask {
                         task: t.to_string(),
                         task_version,
-                        record: done,
+                        result,
                     });
                 }
                 // Retries go first: they have waited longest.
                 Orphan::Yes => self.pending.push_front(t.to_string()),
             },
         }
+    }
+
+    /// Whether `a` is the live assignment of task `a.task` to worker `w`.
+    fn holds(&self, w: &str, a: &Assignment) -> bool {
+        self.tasks.get(&a.task).is_some_and(|t| {
+            t.version == a.task_version
+                && matches!(&t.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some(w))
+        })
     }
 
     /// Whether an `assigned` task has lost its worker.
@@ -475,7 +511,7 @@ impl Index {
         match self.tasks.get(t).map(|o| &o.record) {
             Some(Ok(r)) if r.state == TaskState::Queued => true,
             Some(Ok(r)) if r.state == TaskState::Assigned => {
-                r.attempt < self.max_attempts && matches!(self.orphaned(t), Orphan::Yes)
+                r.attempt < self.max_attempts && !self.retiring.contains(t) && matches!(self.orphaned(t), Orphan::Yes)
             }
             _ => false,
         }
@@ -501,7 +537,7 @@ impl Index {
         for (id, t) in &self.tasks {
             match &t.record {
                 Ok(r) if r.state == TaskState::Queued && !self.task_claims.contains_key(id) => c.pending += 1,
-                Ok(r) if r.state != TaskState::Done => c.running += 1,
+                Ok(_) if !self.retiring.contains(id) => c.running += 1,
                 _ => {}
             }
         }
@@ -626,25 +662,18 @@ mod tests {
         let first = index.decide();
         let a = observe_assign(&mut index, &first[0]);
         assert!(index.decide().is_empty(), "t2 must wait: the only worker is busy");
-        // The worker's commit: task done, worker free, in one multi.
-        let done =
-            TaskRecord::queued("c1", 0)
-                .assigned("w1", 1)
-                .done(TaskResult::success(serde_json::json!(1), "w1", 1, 0));
-        index.observe_task(
-            "t1",
-            Some(TaskObs {
-                record: Ok(done),
-                version: a.task_version + 1,
-                created: 1,
-            }),
-        );
-        assert!(
-            index.decide().is_empty(),
-            "no repair while the worker's observation lags"
-        );
+        // The worker's commit, one multi: result into /data, worker free, task record deleted;
+        // the master observes the worker first (its events come in the multi's order).
+        let _ = a;
         index.observe_worker("w1", Some(free(2)));
-        assert_eq!(assigned_pairs(&index.decide()), vec![("t2".into(), "w1".into())]);
+        assert_eq!(
+            assigned_pairs(&index.decide()),
+            vec![("t2".into(), "w1".into())],
+            "t1 is not re-assigned: it is retiring"
+        );
+        assert_eq!(index.counts().running, 1, "t2 runs; t1 no longer counts");
+        index.observe_task("t1", None);
+        assert!(index.decide().is_empty());
         assert_eq!(index.completed(), 1);
     }
 
@@ -678,32 +707,54 @@ mod tests {
         }
         let actions = index.decide();
         assert_eq!(actions.len(), 1);
-        let Action::FailTask { task, record, .. } = &actions[0] else {
+        let Action::FailTask { task, result, .. } = &actions[0] else {
             panic!("{actions:?}")
         };
         assert_eq!(task, "t1");
-        assert_eq!(record.state, TaskState::Done);
-        assert!(record
-            .result
-            .as_ref()
-            .unwrap()
-            .error
-            .as_ref()
-            .unwrap()
-            .contains("abandoned"));
+        assert!(!result.ok);
+        assert!(result.error.as_ref().unwrap().contains("abandoned"));
     }
 
     #[test]
     fn a_running_task_whose_client_vanished_frees_its_worker() {
         let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
         let first = index.decide();
-        observe_assign(&mut index, &first[0]);
+        let a = observe_assign(&mut index, &first[0]);
         index.observe_task("t1", None);
+        // Maybe its commit, whose worker event is on its way: wait for it, up to a full tick.
+        assert!(index.decide().is_empty());
+        assert!(index.tick().is_empty(), "not a full tick yet");
+        assert_eq!(
+            index.tick(),
+            vec!["w1".to_string()],
+            "no worker event came: read w1 again"
+        );
+        // The read shows w1 still running the vanished task: its client died.
+        index.observe_worker("w1", Some(busy(&a, 1)));
         let actions = index.decide();
         assert!(
             matches!(&actions[..], [Action::ClearWorker { worker, worker_version: 1, .. }] if worker == "w1"),
             "{actions:?}"
         );
+    }
+
+    #[test]
+    fn a_commit_observed_task_first_clears_nothing() {
+        let mut index = Index::from_scan(
+            1,
+            3,
+            vec![("w1".into(), free(0))],
+            vec![("t1".into(), queued(1)), ("t2".into(), queued(2))],
+        );
+        let first = index.decide();
+        observe_assign(&mut index, &first[0]);
+        // The two watchers deliver the commit's events in either order.
+        index.observe_task("t1", None);
+        assert!(index.decide().is_empty(), "no repair while w1's event is on its way");
+        index.observe_worker("w1", Some(free(2)));
+        assert_eq!(assigned_pairs(&index.decide()), vec![("t2".into(), "w1".into())]);
+        assert!(index.tick().is_empty() && index.tick().is_empty());
+        assert_eq!(index.completed(), 1);
     }
 
     #[test]
@@ -713,8 +764,6 @@ mod tests {
             epoch: 1,
             attempt: 1,
             task_version: 1,
-            client: None,
-            submitted_ms: None,
         };
         // t1 says it runs on w9, which no longer exists.
         let orphan = TaskRecord::queued("c", 0).assigned("w9", 1);
@@ -846,8 +895,6 @@ mod tests {
             epoch: 1,
             attempt: 1,
             task_version: 1,
-            client: None,
-            submitted_ms: None,
         };
         let mut index = Index::from_scan(1, 3, vec![("w1".into(), busy(&old, 4))], vec![("t1".into(), queued(1))]);
         let repair = index.decide();
@@ -880,33 +927,31 @@ mod tests {
     }
 
     #[test]
-    fn a_worker_seen_busy_with_a_task_it_just_completed_is_not_cleared() {
+    fn a_worker_that_frees_itself_while_holding_its_task_retires_the_task() {
+        // As the scan finds it: w1 running t1.
         let a = Assignment {
             task: "t1".into(),
             epoch: 1,
             attempt: 1,
             task_version: 1,
-            client: None,
-            submitted_ms: None,
         };
-        let done =
-            TaskRecord::queued("c", 0)
-                .assigned("w1", 1)
-                .done(TaskResult::success(serde_json::json!(1), "w1", 1, 0));
+        let running = TaskObs {
+            record: Ok(TaskRecord::queued("c", 0).assigned("w1", 1)),
+            version: 1,
+            created: 1,
+        };
         let mut index = Index::from_scan(
             1,
             3,
-            vec![("w1".into(), busy(&a, 1))],
-            vec![(
-                "t1".into(),
-                TaskObs {
-                    record: Ok(done),
-                    version: 2,
-                    created: 1,
-                },
-            )],
+            vec![("w1".into(), busy(&a, 1)), ("w2".into(), free(0))],
+            vec![("t1".into(), running.clone())],
         );
         assert!(index.decide().is_empty());
+        index.observe_worker("w1", Some(free(2)));
+        assert!(index.decide().is_empty(), "committed: t1 must not run again");
+        // Had the task still been there after that, it would be an orphan as usual.
+        index.observe_task("t1", Some(running));
+        assert_eq!(assigned_pairs(&index.decide()).len(), 1);
     }
 
     #[test]

@@ -272,6 +272,9 @@ impl<'a> Leader<'a> {
                     }
                 }
                 _ = status_tick.tick() => {
+                    for worker in index.tick() {
+                        reads.push_back(self.read(Kind::Worker, worker));
+                    }
                     if let Some(reason) = self.write_status(&index).await {
                         return Ok(reason);
                     }
@@ -424,50 +427,19 @@ impl<'a> Leader<'a> {
         let limit = self.session.request_timeout();
         let epoch = self.epoch;
         async move {
-            let mut multi = client.new_multi_writer();
-            let built = (|| -> Result<(), ZkError> {
-                multi.add_check_version(&candidate, -1)?;
-                match &action {
-                    Action::Assign {
-                        task,
-                        task_version,
-                        record,
-                        worker,
-                        worker_version,
-                        assignment,
-                    } => {
-                        multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
-                        let data = WorkerRecord::assigned(assignment).to_bytes();
-                        multi.add_set_data(&paths::worker(worker), &data, Some(*worker_version))?;
-                    }
-                    Action::FailTask {
-                        task,
-                        task_version,
-                        record,
-                    } => {
-                        multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
-                    }
-                    Action::ClearWorker {
-                        worker, worker_version, ..
-                    } => {
-                        multi.add_set_data(
-                            &paths::worker(worker),
-                            &WorkerRecord::free().to_bytes(),
-                            Some(*worker_version),
-                        )?;
-                    }
-                }
-                Ok(())
-            })();
-            if let Err(e) = built {
-                return (action, Err(MultiWriteError::RequestFailed { source: e }));
-            }
-            let result = match tokio::time::timeout(limit, multi.commit()).await {
-                Ok(r) => r.map(|_| ()),
-                Err(_) => Err(MultiWriteError::RequestFailed {
-                    source: ZkError::ConnectionLoss,
+            let mut result = fenced_commit(&client, &candidate, &action, true, limit).await;
+            // A poison task whose payload znode is gone (deleted by someone else) has nobody to
+            // report to: retire it without a result rather than retry forever.
+            if let (
+                Action::FailTask { .. },
+                Err(MultiWriteError::OperationFailed {
+                    index: 1,
+                    source: ZkError::NoNode,
                 }),
-            };
+            ) = (&action, &result)
+            {
+                result = fenced_commit(&client, &candidate, &action, false, limit).await;
+            }
             if let (
                 Ok(()),
                 Action::Assign {
@@ -494,11 +466,11 @@ impl<'a> Leader<'a> {
         match result {
             Ok(()) => {
                 match &action {
-                    Action::FailTask { task, record, .. } => {
+                    Action::FailTask { task, result, .. } => {
                         tracing::warn!(
                             master = self.id,
                             task,
-                            attempts = record.attempt,
+                            attempts = result.attempt,
                             "task failed as poison"
                         )
                     }
@@ -617,5 +589,64 @@ fn worker_obs(data: &[u8], stat: &zookeeper_client::Stat) -> WorkerObs {
         assignment,
         version: stat.version,
         ephemeral: stat.ephemeral_owner != 0,
+    }
+}
+
+/// One fenced multi for `action`: the first op checks that our candidate znode exists. A
+/// `FailTask` writes the error result into the payload znode (unless `with_result` is false)
+/// and deletes the task's record, as a worker's commit does.
+async fn fenced_commit(
+    client: &Client,
+    candidate: &str,
+    action: &Action,
+    with_result: bool,
+    limit: Duration,
+) -> Result<(), MultiWriteError> {
+    let mut multi = client.new_multi_writer();
+    let built = (|| -> Result<(), ZkError> {
+        multi.add_check_version(candidate, -1)?;
+        match action {
+            Action::Assign {
+                task,
+                task_version,
+                record,
+                worker,
+                worker_version,
+                assignment,
+            } => {
+                multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
+                let data = WorkerRecord::assigned(assignment).to_bytes();
+                multi.add_set_data(&paths::worker(worker), &data, Some(*worker_version))?;
+            }
+            Action::FailTask {
+                task,
+                task_version,
+                result,
+            } => {
+                if with_result {
+                    multi.add_set_data(&paths::data(task), &result.to_bytes(), None)?;
+                }
+                multi.add_delete(&paths::task(task), Some(*task_version))?;
+            }
+            Action::ClearWorker {
+                worker, worker_version, ..
+            } => {
+                multi.add_set_data(
+                    &paths::worker(worker),
+                    &WorkerRecord::free().to_bytes(),
+                    Some(*worker_version),
+                )?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = built {
+        return Err(MultiWriteError::RequestFailed { source: e });
+    }
+    match tokio::time::timeout(limit, multi.commit()).await {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(MultiWriteError::RequestFailed {
+            source: ZkError::ConnectionLoss,
+        }),
     }
 }

@@ -4,7 +4,8 @@
 //! What is recorded (by the driver and the checker's own ZooKeeper session):
 //! - every master-made write the checker saw, with its ZooKeeper zxid and the writer's epoch
 //!   (an `assigned` task record, a worker znode carrying an assignment, `/status`);
-//! - every `done` task record it saw, with the task znode's creation time (progress);
+//! - every result it saw written into a task's `/data/<id>` znode, with that znode's creation
+//!   time (progress);
 //! - the faults the injector caused, with their time;
 //! - each client incarnation's results log (one line per delivered result) and summary;
 //! - the masters' `assigned` log lines (epoch and timestamp);
@@ -174,8 +175,8 @@ pub fn recovery_ms(fault_ms: u64, progress: &[Progress]) -> Option<u64> {
         .min()
 }
 
-/// A commit seen for a task: the same task znode (same creation zxid) must become `done` at most
-/// once; a second `done` at another zxid means two commits of one task.
+/// A commit seen for a task: the same payload znode (same creation zxid) must receive a result
+/// at most once; a second result at another zxid means two commits of one task.
 pub fn check_single_commit(dones: &[(String, i64, i64)]) -> Vec<String> {
     let mut first: HashMap<(&str, i64), i64> = HashMap::new();
     let mut violations = Vec::new();
