@@ -758,7 +758,7 @@ async fn zk_failure(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let (_s2, mut delivered2) = deliveries(&st).await?;
     let d = next_delivery(&mut delivered2, Instant::now()).await?;
     notes.push(format!(
-        "two servers down for {}ms (quorum lost, sessions expired): the farm stalled; first delivery {}ms after they returned",
+        "two servers down for {}ms (quorum lost): the farm stalled; first delivery {}ms after they returned",
         ms(t0.elapsed()) - ms(d),
         ms(d)
     ));
