@@ -9,7 +9,7 @@ mod plot;
 pub mod report;
 pub mod stats;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -568,6 +568,9 @@ async fn throughput_point(
     let m0 = tokio::task::block_in_place(|| mntr_sum(zk));
     let zcpu0 = zk_cpu_ticks(zk);
     let cpu0 = role_cpu_ticks(farm, Role::Master);
+    let workers0 = role_cpu_ticks(farm, Role::Worker);
+    // The clients exit at the end of the point: their CPU is sampled while they run.
+    let mut client_ticks: HashMap<u32, u64> = HashMap::new();
     for name in &names {
         farm.spawn(
             Role::Client,
@@ -587,6 +590,15 @@ async fn throughput_point(
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         sample_rss(farm, footprint);
+        for pid in farm
+            .processes()
+            .filter(|p| names.contains(&p.name))
+            .filter_map(|p| p.pid())
+        {
+            let ticks = cpu_ticks(pid);
+            let last = client_ticks.entry(pid).or_default();
+            *last = (*last).max(ticks);
+        }
         let done: u64 = counters.iter_mut().map(|c| c.count()).sum();
         progress.pb.set_position(done);
         if names.iter().all(|n| !farm.is_running(n)) {
@@ -600,6 +612,8 @@ async fn throughput_point(
     let m1 = tokio::task::block_in_place(|| mntr_sum(zk));
     let zcpu1 = zk_cpu_ticks(zk);
     let cpu1 = role_cpu_ticks(farm, Role::Master);
+    let workers1 = role_cpu_ticks(farm, Role::Worker);
+    let clients_cpu: u64 = client_ticks.values().sum();
     let (mut completed, mut lost, mut elapsed) = (0u64, 0u64, 0f64);
     let mut latencies = Vec::new();
     for name in &names {
@@ -625,6 +639,11 @@ async fn throughput_point(
         zk_cpu_us_per_task: stats::ratio((zcpu1 - zcpu0) as f64 / USER_HZ * 1e6, completed as f64),
         ceiling_ratio: 0.0,
         master_cpu_us_per_task: stats::ratio((cpu1 - cpu0) as f64 / USER_HZ * 1e6, completed as f64),
+        workers_cpu_us_per_task: stats::ratio(
+            workers1.saturating_sub(workers0) as f64 / USER_HZ * 1e6,
+            completed as f64,
+        ),
+        clients_cpu_us_per_task: stats::ratio(clients_cpu as f64 / USER_HZ * 1e6, completed as f64),
     })
 }
 

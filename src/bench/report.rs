@@ -65,6 +65,9 @@ pub struct Point {
     /// throughput / (ceiling / protocol writes per task).
     pub ceiling_ratio: f64,
     pub master_cpu_us_per_task: f64,
+    /// CPU all workers together, and both clients together, spent per task (/proc).
+    pub workers_cpu_us_per_task: f64,
+    pub clients_cpu_us_per_task: f64,
     /// Client packets (requests and pings) ZooKeeper received per task (`mntr` zk_packets_received).
     pub zk_requests_per_task: f64,
     /// Packets ZooKeeper sent per task: responses and watch notifications (`mntr` zk_packets_sent).
@@ -372,13 +375,13 @@ fn render_servers(s: &mut String, r: &ServersReport) {
 fn render_points(s: &mut String, r: &ServersReport) {
     let _ = writeln!(
         s,
-        "| workers | clients x conc. | tasks | tasks/s | p50 ms | p99 ms | % of bound | zxid/task | ZK requests/task | ZK packets sent/task | ZK CPU us/task | master CPU us/task |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| workers | clients x conc. | tasks | tasks/s | p50 ms | p99 ms | % of bound | zxid/task | ZK requests/task | ZK packets sent/task | ZK CPU us/task | master CPU us/task | workers CPU us/task | clients CPU us/task |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &r.points {
         let _ = writeln!(
             s,
-            "| {} | {} x {} | {}{} | {:.0} | {:.1} | {:.1} | {:.0} % | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} |",
+            "| {} | {} x {} | {}{} | {:.0} | {:.1} | {:.1} | {:.0} % | {:.2} | {:.1} | {:.1} | {:.0} | {:.0} | {:.0} | {:.0} |",
             p.workers,
             p.clients,
             p.concurrency_per_client,
@@ -396,7 +399,9 @@ fn render_points(s: &mut String, r: &ServersReport) {
             p.zk_requests_per_task,
             p.zk_sent_per_task,
             p.zk_cpu_us_per_task,
-            p.master_cpu_us_per_task
+            p.master_cpu_us_per_task,
+            p.workers_cpu_us_per_task,
+            p.clients_cpu_us_per_task
         );
     }
 }
