@@ -14,28 +14,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 [ -x "$BIN" ] || { echo "no taskfarm binary at $BIN" >&2; exit 2; }
 python3 -c 'import kazoo' 2>/dev/null || { echo "kazoo is not installed: pip install kazoo" >&2; exit 2; }
 
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-four() { exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf '%s' "$1" >&3 && cat <&3 && exec 3<&-; }
-mkdir -p "$DIR/data"
-cat >"$DIR/zoo.cfg" <<EOF
-tickTime=200
-dataDir=$DIR/data
-clientPort=$PORT
-admin.enableServer=false
-4lw.commands.whitelist=*
-EOF
-java -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$DIR/zoo.cfg" >"$DIR/zk.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 150); do four ruok 2>/dev/null | grep -q imok && break; sleep 0.2; done
+# shellcheck source=scripts/lib/standalone-zk.sh
+source "$ROOT/scripts/lib/standalone-zk.sh"
+zk_start "$PORT" -XX:TieredStopAtLevel=1
 
 export TASKFARM_ZK=127.0.0.1:$PORT TASKFARM_SESSION_TIMEOUT=4s
 "$BIN" zk init

@@ -13,33 +13,9 @@ BIN=${1:-target/release/taskfarm}
 TASKS=${2:-3000}
 PORT=${PORT:-22381}
 [ -x "$BIN" ] || { echo "no taskfarm binary at $BIN (cargo build --release)" >&2; exit 2; }
-[ -f /usr/share/java/zookeeper.jar ] || { echo "ZooKeeper not installed: sudo apt-get install -y zookeeper" >&2; exit 2; }
-
-DIR=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$DIR"
-}
-trap cleanup EXIT
-
-four() { # a four-letter word over bash's /dev/tcp
-    exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf '%s' "$1" >&3 && cat <&3 && exec 3<&-
-}
-
-mkdir -p "$DIR/data"
-cat >"$DIR/zoo.cfg" <<EOF
-tickTime=200
-dataDir=$DIR/data
-clientPort=$PORT
-admin.enableServer=false
-4lw.commands.whitelist=*
-EOF
-java -Xmx512m -XX:+UseSerialGC -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
-    org.apache.zookeeper.server.ZooKeeperServerMain "$DIR/zoo.cfg" >"$DIR/zk.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do four ruok 2>/dev/null | grep -q imok && break; sleep 0.2; done
+# shellcheck source=scripts/lib/standalone-zk.sh
+source "$(dirname "$0")/lib/standalone-zk.sh"
+zk_start "$PORT"
 
 export TASKFARM_ZK=127.0.0.1:$PORT/per-role TASKFARM_SESSION_TIMEOUT=4s TASKFARM_LOG_FORMAT=json
 "$BIN" master --id m1 2>"$DIR/master.log" & PIDS+=($!)
