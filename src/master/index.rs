@@ -592,27 +592,20 @@ mod tests {
     }
 
     /// Applies what a successful Assign does to ZooKeeper, as the master would observe it.
+    /// Observes both nodes of an assignment as they are once it has landed.
     fn observe_assign(index: &mut Index, action: &Action) -> Assignment {
         let Action::Assign {
             task,
-            task_version,
-            record,
             worker,
-            worker_version,
             assignment,
+            ..
         } = action
         else {
             panic!("not an assign: {action:?}")
         };
-        index.observe_task(
-            task,
-            Some(TaskObs {
-                record: Ok(record.clone()),
-                version: task_version + 1,
-                created: 0,
-            }),
-        );
-        index.observe_worker(worker, Some(busy(assignment, worker_version + 1)));
+        let (task_obs, worker_obs) = index.written(action);
+        index.observe_task(task, task_obs);
+        index.observe_worker(worker, worker_obs);
         assignment.clone()
     }
 
@@ -908,20 +901,8 @@ mod tests {
         assert_eq!(assigned_pairs(&assign), vec![("t1".into(), "w1".into())]);
         // The stale repair now fails (BadVersion); the assignment's claim must survive it.
         index.action_failed(&repair[0]);
-        let Action::Assign {
-            record, task_version, ..
-        } = &assign[0]
-        else {
-            unreachable!()
-        };
-        index.observe_task(
-            "t1",
-            Some(TaskObs {
-                record: Ok(record.clone()),
-                version: task_version + 1,
-                created: 1,
-            }),
-        );
+        let (task_obs, _) = index.written(&assign[0]);
+        index.observe_task("t1", task_obs);
         index.observe_worker("w2", Some(free(0)));
         assert!(index.decide().is_empty(), "t1 runs on w1: nothing to re-assign");
     }
@@ -958,21 +939,9 @@ mod tests {
     fn a_worker_that_vanishes_before_its_assignment_shows_gives_its_task_to_another() {
         let mut index = Index::from_scan(1, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
         let first = index.decide();
-        let Action::Assign {
-            record, task_version, ..
-        } = &first[0]
-        else {
-            unreachable!()
-        };
         // The task's new record shows first; the worker is gone before its read (SIGTERM).
-        index.observe_task(
-            "t1",
-            Some(TaskObs {
-                record: Ok(record.clone()),
-                version: task_version + 1,
-                created: 1,
-            }),
-        );
+        let (task_obs, _) = index.written(&first[0]);
+        index.observe_task("t1", task_obs);
         assert!(index.decide().is_empty());
         index.observe_worker("w1", None);
         index.observe_worker("w2", Some(free(0)));
