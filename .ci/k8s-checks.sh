@@ -7,7 +7,7 @@
 #   3. "never both": operator renders have a TaskFarm + controller and no role Deployments,
 #      plain renders the role Deployments and no TaskFarm/controller; chaos in plain mode is refused
 #   4. drift: manifests/ == scripts/render-manifests.sh now; crds/taskfarm.yaml and
-#      charts/taskfarm/crds/taskfarm.yaml == `cargo run -q -- crd`
+#      charts/taskfarm/crds/taskfarm.yaml == `cargo run -q -p taskfarm-operator --bin crdgen`
 #   5. checkov (security linter) over every render and the Dockerfile, exceptions in .checkov.yaml
 #      and in annotations, each with its reason
 #   6. bash -n and shellcheck on scripts/*.sh and .ci/*.sh
@@ -198,20 +198,20 @@ manifests_current() {
 }
 check "manifests/ == scripts/render-manifests.sh" manifests_current
 
-if cargo run -q -- crd >"$work/crd.yaml" 2>"$work/crd.err"; then
+if cargo run -q -p taskfarm-operator --bin crdgen >"$work/crd.yaml" 2>"$work/crd.err"; then
   for f in crds/taskfarm.yaml "$crd"; do
     crd_current() {
-      [ -f "$1" ] || { echo "  $1 is missing: cargo run -q -- crd > $1"; return 1; }
-      diff -u "$1" "$work/crd.yaml" || { echo "  $1 is stale: cargo run -q -- crd > $1"; return 1; }
+      [ -f "$1" ] || { echo "  $1 is missing: cargo run -q -p taskfarm-operator --bin crdgen > $1"; return 1; }
+      diff -u "$1" "$work/crd.yaml" || { echo "  $1 is stale: cargo run -q -p taskfarm-operator --bin crdgen > $1"; return 1; }
     }
-    check "$f == cargo run -q -- crd" crd_current "$f"
+    check "$f == cargo run -q -p taskfarm-operator --bin crdgen" crd_current "$f"
   done
 elif [ ! -f crds/taskfarm.yaml ]; then
   echo "SKIP: \`taskfarm crd\` fails ($(tail -1 "$work/crd.err")) and crds/taskfarm.yaml does not exist yet:"
   echo "      the controller is not merged; the CRD drift check starts when it is."
 else
   cat "$work/crd.err"
-  bad "cargo run -q -- crd (crds/taskfarm.yaml exists, so the command must work)"
+  bad "cargo run -q -p taskfarm-operator --bin crdgen (crds/taskfarm.yaml exists, so the command must work)"
 fi
 
 # ---------------------------------------------------------------------------------------------

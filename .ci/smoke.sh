@@ -4,17 +4,18 @@
 # mode (when present). Each must exit 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet
+cargo build --quiet -p taskfarm -p taskfarm-lab
 bin=target/debug/taskfarm
+lab=target/debug/taskfarm-lab
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "--- taskfarm scenario all --quick"
-"$bin" scenario all --quick --run-dir "$work/scenarios"
+echo "--- taskfarm-lab scenario all --quick"
+"$lab" scenario all --quick --run-dir "$work/scenarios"
 passed=1
 
-echo "--- taskfarm demo --chaos (short)"
-"$bin" demo --tasks 150 --chaos --chaos-interval 3s --run-dir "$work/demo"
+echo "--- taskfarm-lab demo --chaos (short)"
+"$lab" demo --tasks 150 --chaos --chaos-interval 3s --run-dir "$work/demo"
 passed=$((passed + 1))
 
 echo "--- PROTOCOL.md's Python (kazoo) client against the farm"
@@ -29,7 +30,7 @@ PATH="$work/venv/bin:$PATH" bash scripts/kazoo-client-check.sh "$bin"
 passed=$((passed + 1))
 
 if [ -f .ci/bench-smoke.sh ]; then
-  echo "--- taskfarm bench --quick"
+  echo "--- taskfarm-lab bench --quick"
   bash .ci/bench-smoke.sh
   passed=$((passed + 1))
 fi

@@ -1,0 +1,426 @@
+//! Pure builders: from a TaskFarm to the objects the controller applies. No API calls here,
+//! so every field of every object is unit-tested directly.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
+    SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource as _, ResourceExt as _};
+
+use super::crd::{ComputeResources, Component, TaskFarm};
+
+pub const FIELD_MANAGER: &str = "taskfarm-controller";
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_FARM: &str = "taskfarm.dev/farm";
+pub const HTTP_PORT: i32 = 8080;
+/// The UID the image runs as (distroless "nonroot").
+pub const RUN_AS_USER: i64 = 65532;
+
+/// The roles the controller runs as Deployments (ZooKeeper belongs to the chart).
+pub const DEPLOYED_ROLES: [Component; 3] = [Component::Master, Component::Worker, Component::Client];
+
+/// `<farm>-<role>`.
+pub fn deployment_name(farm: &str, role: Component) -> String {
+    format!("{farm}-{}", role.as_str())
+}
+
+/// The selector of one role's pods: stable for the life of the Deployment (selectors are immutable).
+pub fn selector_labels(farm: &str, role: Component) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_FARM.to_string(), farm.to_string()),
+        (LABEL_COMPONENT.to_string(), role.as_str().to_string()),
+    ])
+}
+
+/// The labels on a role's Deployment and pods.
+pub fn labels(farm: &str, role: Component) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(farm, role);
+    labels.insert(LABEL_NAME.into(), "taskfarm".into());
+    labels.insert(LABEL_INSTANCE.into(), farm.into());
+    labels.insert(LABEL_MANAGED_BY.into(), FIELD_MANAGER.into());
+    labels
+}
+
+/// `taskfarm.dev/farm=<farm>,app.kubernetes.io/component=<role>`, as a label-selector string.
+pub fn selector_string(farm: &str, role: Component) -> String {
+    selector_labels(farm, role)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The replicas a role should run: the spec's number, or 0 while the farm is suspended.
+pub fn desired_replicas(farm: &TaskFarm, role: Component) -> i32 {
+    if farm.spec.suspend {
+        return 0;
+    }
+    match role {
+        Component::Master => farm.spec.masters,
+        Component::Worker => farm.spec.workers,
+        Component::Client => farm.spec.clients,
+        Component::Zookeeper => 0,
+    }
+    .max(0)
+}
+
+/// The Deployment of one role, complete, ready for server-side apply.
+pub fn deployment(farm: &TaskFarm, role: Component) -> Deployment {
+    let name = farm.name_any();
+    let labels = labels(&name, role);
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(deployment_name(&name, role)),
+            namespace: farm.namespace(),
+            labels: Some(labels.clone()),
+            // Deleting the TaskFarm deletes its Deployments (garbage collection).
+            owner_references: farm.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(desired_replicas(farm, role)),
+            selector: LabelSelector {
+                match_labels: Some(selector_labels(&name, role)),
+                ..LabelSelector::default()
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..DeploymentStrategy::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(farm, role)),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn pod_spec(farm: &TaskFarm, role: Component) -> PodSpec {
+    PodSpec {
+        containers: vec![container(farm, role)],
+        termination_grace_period_seconds: Some(30),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            run_as_group: Some(RUN_AS_USER),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..PodSecurityContext::default()
+        }),
+        ..PodSpec::default()
+    }
+}
+
+fn container(farm: &TaskFarm, role: Component) -> Container {
+    let spec = &farm.spec;
+    let resources = match role {
+        Component::Master => &spec.resources.master,
+        Component::Worker => &spec.resources.worker,
+        _ => &spec.resources.client,
+    };
+    let probe = |path: &str, period: i32, failures: i32| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(failures),
+        timeout_seconds: Some(2),
+        ..Probe::default()
+    };
+    Container {
+        name: role.as_str().into(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some(spec.image_pull_policy.as_str().into()),
+        args: Some(args(farm, role)),
+        env: Some(env(farm)),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: HTTP_PORT,
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(probe("/readyz", 5, 2)),
+        liveness_probe: Some(probe("/healthz", 10, 3)),
+        resources: Some(resource_requirements(resources)),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_USER),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..SeccompProfile::default()
+    }
+}
+
+/// The role's command line (the image's entrypoint is `/taskfarm`).
+pub fn args(farm: &TaskFarm, role: Component) -> Vec<String> {
+    match role {
+        Component::Client => vec![
+            "client".into(),
+            "--tasks".into(),
+            "0".into(),
+            "--concurrency".into(),
+            farm.spec.client_profile.concurrency.to_string(),
+            "--task".into(),
+            farm.spec.client_profile.task.clone(),
+        ],
+        other => vec![other.as_str().into()],
+    }
+}
+
+fn env(farm: &TaskFarm) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    let zk = &farm.spec.zookeeper;
+    let mut env = vec![
+        value("TASKFARM_ZK", zk.connect.clone()),
+        value("TASKFARM_SESSION_TIMEOUT", format!("{}s", zk.session_timeout_seconds)),
+        value("TASKFARM_LOG_FORMAT", "json".into()),
+        value("TASKFARM_HEALTH_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        EnvVar {
+            name: "TASKFARM_ID".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+        },
+    ];
+    if let Some(secret) = zk.secret_name.as_ref().filter(|s| !s.is_empty()) {
+        env.push(EnvVar {
+            name: "TASKFARM_ZK_SECRET".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.clone(),
+                    key: "secret".into(),
+                    optional: Some(false),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+    }
+    env
+}
+
+fn resource_requirements(r: &ComputeResources) -> ResourceRequirements {
+    let quantities = |m: &BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
+    };
+    ResourceRequirements {
+        requests: quantities(&r.requests),
+        limits: quantities(&r.limits),
+        ..ResourceRequirements::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::farm;
+
+    fn container_of(d: &Deployment) -> &Container {
+        let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(pod.containers.len(), 1);
+        &pod.containers[0]
+    }
+
+    fn env_value<'a>(c: &'a Container, name: &str) -> Option<&'a EnvVar> {
+        c.env.as_ref().unwrap().iter().find(|e| e.name == name)
+    }
+
+    #[test]
+    fn deployments_carry_the_contract_labels_and_selector() {
+        let f = farm("demo", |_| {});
+        for role in DEPLOYED_ROLES {
+            let d = deployment(&f, role);
+            assert_eq!(d.metadata.name.as_deref(), Some(&*format!("demo-{}", role.as_str())));
+            assert_eq!(d.metadata.namespace.as_deref(), Some("testns"));
+            let labels = d.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels[LABEL_NAME], "taskfarm");
+            assert_eq!(labels[LABEL_INSTANCE], "demo");
+            assert_eq!(labels[LABEL_COMPONENT], role.as_str());
+            assert_eq!(labels[LABEL_MANAGED_BY], "taskfarm-controller");
+            assert_eq!(labels[LABEL_FARM], "demo");
+            let spec = d.spec.as_ref().unwrap();
+            let pod_labels = spec.template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+            assert_eq!(pod_labels, labels);
+            let selector = spec.selector.match_labels.as_ref().unwrap();
+            assert_eq!(selector.len(), 2);
+            assert_eq!(selector[LABEL_FARM], "demo");
+            assert_eq!(selector[LABEL_COMPONENT], role.as_str());
+        }
+        assert_eq!(
+            selector_string("demo", Component::Worker),
+            "app.kubernetes.io/component=worker,taskfarm.dev/farm=demo"
+        );
+    }
+
+    #[test]
+    fn deployments_are_owned_by_their_taskfarm() {
+        let f = farm("demo", |_| {});
+        let owners = deployment(&f, Component::Worker).metadata.owner_references.unwrap();
+        assert_eq!(owners.len(), 1);
+        let o = &owners[0];
+        assert_eq!((o.kind.as_str(), o.name.as_str()), ("TaskFarm", "demo"));
+        assert_eq!(o.api_version, "taskfarm.dev/v1alpha1");
+        assert_eq!(o.uid, "uid-demo");
+        assert_eq!(o.controller, Some(true));
+    }
+
+    #[test]
+    fn replicas_follow_the_spec_and_suspend_scales_everything_to_zero() {
+        let f = farm("demo", |s| {
+            s.masters = 2;
+            s.workers = 5;
+            s.clients = 0;
+        });
+        let replicas = |f: &TaskFarm, r| deployment(f, r).spec.unwrap().replicas.unwrap();
+        assert_eq!(replicas(&f, Component::Master), 2);
+        assert_eq!(replicas(&f, Component::Worker), 5);
+        assert_eq!(replicas(&f, Component::Client), 0);
+        let suspended = farm("demo", |s| {
+            s.workers = 5;
+            s.clients = 2;
+            s.suspend = true;
+        });
+        for role in DEPLOYED_ROLES {
+            assert_eq!(replicas(&suspended, role), 0, "{role:?}");
+        }
+    }
+
+    #[test]
+    fn args_start_the_right_role() {
+        let f = farm("demo", |s| {
+            s.client_profile.concurrency = 8;
+            s.client_profile.task = r#"{"kind":"echo"}"#.into();
+        });
+        assert_eq!(
+            container_of(&deployment(&f, Component::Master)).args.as_ref().unwrap(),
+            &["master"]
+        );
+        assert_eq!(
+            container_of(&deployment(&f, Component::Worker)).args.as_ref().unwrap(),
+            &["worker"]
+        );
+        assert_eq!(
+            container_of(&deployment(&f, Component::Client)).args.as_ref().unwrap(),
+            &[
+                "client",
+                "--tasks",
+                "0",
+                "--concurrency",
+                "8",
+                "--task",
+                r#"{"kind":"echo"}"#
+            ]
+        );
+        let d = deployment(&f, Component::Worker);
+        let c = container_of(&d);
+        assert_eq!(c.name, "worker");
+        assert_eq!(c.image.as_deref(), Some("taskfarm:0.1.0"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+    }
+
+    #[test]
+    fn env_points_the_roles_at_zookeeper() {
+        let f = farm("demo", |s| {
+            s.zookeeper.connect = "zk-0.zk:2181/farm".into();
+            s.zookeeper.session_timeout_seconds = 8;
+        });
+        let c = container_of(&deployment(&f, Component::Master)).clone();
+        let value = |n| env_value(&c, n).and_then(|e| e.value.clone());
+        assert_eq!(value("TASKFARM_ZK").as_deref(), Some("zk-0.zk:2181/farm"));
+        assert_eq!(value("TASKFARM_SESSION_TIMEOUT").as_deref(), Some("8s"));
+        assert_eq!(value("TASKFARM_LOG_FORMAT").as_deref(), Some("json"));
+        assert_eq!(value("TASKFARM_HEALTH_ADDR").as_deref(), Some("0.0.0.0:8080"));
+        let id = env_value(&c, "TASKFARM_ID").unwrap().value_from.clone().unwrap();
+        assert_eq!(id.field_ref.unwrap().field_path, "metadata.name");
+        assert!(env_value(&c, "TASKFARM_ZK_SECRET").is_none());
+
+        let with_secret = farm("demo", |s| s.zookeeper.secret_name = Some("zk-auth".into()));
+        let c = container_of(&deployment(&with_secret, Component::Worker)).clone();
+        let secret = env_value(&c, "TASKFARM_ZK_SECRET").unwrap();
+        let key = secret.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((key.name.as_str(), key.key.as_str()), ("zk-auth", "secret"));
+        assert!(secret.value.is_none(), "the secret never appears in the Deployment");
+    }
+
+    #[test]
+    fn probes_port_and_security_context_are_hardened() {
+        let f = farm("demo", |_| {});
+        let d = deployment(&f, Component::Worker);
+        let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(pod.termination_grace_period_seconds, Some(30));
+        let c = &pod.containers[0];
+        let port = &c.ports.as_ref().unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.container_port), (Some("http"), 8080));
+        let http_get = |p: &Option<Probe>| p.as_ref().unwrap().http_get.clone().unwrap();
+        let ready = http_get(&c.readiness_probe);
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        assert_eq!(ready.port, IntOrString::String("http".into()));
+        let live = http_get(&c.liveness_probe);
+        assert_eq!(live.path.as_deref(), Some("/healthz"));
+        assert_eq!(live.port, IntOrString::String("http".into()));
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.run_as_user, Some(65532));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        assert_eq!(sc.seccomp_profile.as_ref().unwrap().type_, "RuntimeDefault");
+    }
+
+    #[test]
+    fn resources_come_from_the_spec_per_role() {
+        let f = farm("demo", |s| {
+            s.resources.worker.requests = BTreeMap::from([("cpu".to_string(), "250m".to_string())]);
+            s.resources.worker.limits.clear();
+        });
+        let worker = container_of(&deployment(&f, Component::Worker)).resources.clone().unwrap();
+        assert_eq!(worker.requests.unwrap()["cpu"], Quantity("250m".into()));
+        assert!(worker.limits.is_none());
+        let master = container_of(&deployment(&f, Component::Master)).resources.clone().unwrap();
+        assert_eq!(master.requests.unwrap()["memory"], Quantity("32Mi".into()));
+        assert_eq!(master.limits.unwrap()["memory"], Quantity("128Mi".into()));
+    }
+}

@@ -1,0 +1,122 @@
+//! The role binary's command line: one subcommand per role, plus the ZooKeeper utilities.
+//!
+//! Only argument shapes live here; each subcommand's behaviour lives in its own module, which
+//! owns its own arguments. Nothing here is imported back by those modules.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+use crate::zk::ZkConfig;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "taskfarm",
+    version,
+    about = "A dependable master/worker task farm coordinated by Apache ZooKeeper",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// ZooKeeper connect string: host:port[,host:port...][/chroot].
+    #[arg(long, global = true, env = "TASKFARM_ZK", default_value = "127.0.0.1:2181")]
+    pub zk: String,
+
+    /// ZooKeeper session timeout (the server clamps it to [2, 20] x its tickTime).
+    #[arg(long, global = true, env = "TASKFARM_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub session_timeout: Duration,
+
+    /// How long to keep trying to reach ZooKeeper at start before giving up.
+    #[arg(long, global = true, env = "TASKFARM_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Shared secret for ZooKeeper digest authentication (the farm's ACLs); empty = open ACLs.
+    #[arg(
+        long,
+        global = true,
+        env = "TASKFARM_ZK_SECRET",
+        default_value = "",
+        hide_env_values = true
+    )]
+    pub zk_secret: String,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "TASKFARM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl GlobalArgs {
+    pub fn zk_config(&self) -> anyhow::Result<ZkConfig> {
+        ZkConfig::new(&self.zk, self.session_timeout, self.connect_timeout, &self.zk_secret)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a master: joins the election; the leader assigns tasks to free workers.
+    Master(crate::master::MasterArgs),
+    /// Run a worker: registers under /workers and executes the tasks assigned to it.
+    Worker(crate::worker::WorkerArgs),
+    /// Run a client: submits tasks, collects their results, prints a summary.
+    Client(crate::client::ClientArgs),
+    /// Submit one task (JSON) and print its result.
+    Submit(crate::client::SubmitArgs),
+    /// Join the master election and print LEADER/FOLLOWER at each change (a demo of the recipe).
+    Election(crate::election::ElectionArgs),
+    /// ZooKeeper utilities.
+    #[command(subcommand)]
+    Zk(ZkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ZkCommand {
+    /// Create the farm's znodes (idempotent; safe to run concurrently).
+    Init,
+    /// Print a subtree with each znode's data (shortened) and whether it is ephemeral.
+    Tree {
+        /// Path to print.
+        #[arg(default_value = "/")]
+        path: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_with_units_and_reject_bare_numbers() {
+        let parse = |v: &str| Cli::try_parse_from(["taskfarm", "--session-timeout", v, "zk", "init"]);
+        assert_eq!(parse("250ms").unwrap().global.session_timeout, Duration::from_millis(250));
+        assert_eq!(parse("10s").unwrap().global.session_timeout, Duration::from_secs(10));
+        assert!(parse("10").is_err());
+    }
+
+    #[test]
+    fn the_lab_and_the_operator_are_not_role_subcommands() {
+        for tool in ["demo", "scenario", "soak", "bench", "controller", "crd"] {
+            assert!(Cli::try_parse_from(["taskfarm", tool]).is_err(), "{tool}");
+        }
+    }
+
+    #[test]
+    fn unknown_subcommand_is_an_error() {
+        assert!(Cli::try_parse_from(["taskfarm", "frobnicate"]).is_err());
+    }
+}

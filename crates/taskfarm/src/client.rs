@@ -1,0 +1,555 @@
+//! The client role: submits tasks, waits for their results, cleans up, and reports.
+//!
+//! A task is two ephemeral znodes created in one multi, `/data/<id>` (payload) and `/tasks/<id>`
+//! (record), owned by the client's session: a client that dies leaves nothing behind. The
+//! worker's commit replaces the payload by the result and deletes the record; the client
+//! watches `/data/<id>` for that one change, takes the result and deletes the znode.
+//! If the session expires, its tasks vanish with it; the client opens a new session and submits
+//! the tasks whose results it has not received yet again, so each result is delivered once.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+use zookeeper_client::{Error as ZkError, EventType, MultiWriteError};
+
+use crate::election::random_id;
+use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult};
+use crate::task::TaskSpec;
+use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// This client's name (default: a random one); task ids are `<client>-<n>`.
+    #[arg(long, env = "TASKFARM_ID")]
+    pub id: Option<String>,
+    /// Tasks to submit in all (0 = keep submitting until stopped).
+    #[arg(long, default_value_t = 10)]
+    pub tasks: u64,
+    /// Tasks in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub concurrency: u64,
+    /// The task payload (JSON), e.g. '{"kind":"sleep","ms":100}'.
+    #[arg(long, default_value = r#"{"kind":"sleep","ms":0}"#)]
+    pub task: String,
+    /// Append every delivered result to this file as one JSON line.
+    #[arg(long)]
+    pub results_log: Option<PathBuf>,
+    /// Print the summary as one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Serve /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
+    #[arg(long, env = "TASKFARM_HEALTH_ADDR")]
+    pub health_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The task payload (JSON), e.g. '{"kind":"echo","message":"hi"}'.
+    pub task: String,
+    /// Give up waiting for the result after this long.
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Why one task's round trip stopped before a result.
+#[derive(Debug)]
+enum TaskError {
+    /// The session ended: the task vanished with it and must be submitted again.
+    SessionEnded,
+    /// Something we cannot retry (e.g. an id collision with a foreign znode).
+    Fatal(String),
+}
+
+/// Submits one task, waits for its result, deletes its znodes.
+async fn round_trip(
+    session: &ZkSession,
+    client_id: &str,
+    task_id: &str,
+    payload: &[u8],
+) -> Result<TaskResult, TaskError> {
+    submit(session, client_id, task_id, payload).await?;
+    let (result, watcher) = await_result(session, task_id).await?;
+    cleanup(session, task_id).await;
+    // Dropped only now, when our delete has fired it: dropping an unfired watcher makes the
+    // crate send a RemoveWatches request (one more request for the server).
+    drop(watcher);
+    Ok(result)
+}
+
+fn session_error(e: ZkError) -> TaskError {
+    match e {
+        ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed => TaskError::SessionEnded,
+        other => TaskError::Fatal(other.to_string()),
+    }
+}
+
+/// Waits until the session is connected again; `Err(SessionEnded)` if it ended.
+async fn reconnected(session: &ZkSession) -> Result<(), TaskError> {
+    // A short pause first: the error may precede the session's own view of the disconnection.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut states = session.client.state_watcher();
+    let mut state = session.client.state();
+    loop {
+        if is_terminal(state) {
+            return Err(TaskError::SessionEnded);
+        }
+        if state == zookeeper_client::SessionState::SyncConnected {
+            return Ok(());
+        }
+        state = states.changed().await;
+    }
+}
+
+async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[u8]) -> Result<(), TaskError> {
+    let record = TaskRecord::queued(client_id, now_ms()).to_bytes();
+    let (task_path, data_path) = (paths::task(task_id), paths::data(task_id));
+    let mut stale_waits = 0;
+    loop {
+        let options = session.private_ephemeral();
+        let mut multi = session.client.new_multi_writer();
+        multi
+            .add_create(&data_path, payload, &options)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        multi
+            .add_create(&task_path, &record, &options)
+            .map_err(|e| TaskError::Fatal(e.to_string()))?;
+        // A request that hangs (queued while disconnected) is a connection loss too.
+        let result = match tokio::time::timeout(session.request_timeout(), multi.commit()).await {
+            Ok(r) => r,
+            Err(_) => Err(MultiWriteError::RequestFailed {
+                source: ZkError::ConnectionLoss,
+            }),
+        };
+        match result {
+            Ok(_) => return Ok(()),
+            Err(MultiWriteError::OperationFailed {
+                source: ZkError::NodeExists,
+                ..
+            }) => {
+                // Ours if a previous attempt's reply was lost; ephemerals of an older session
+                // of ours (expired on our side, not yet on the servers': e.g. after every
+                // server restarted) go soon: wait for them; anybody else's is a collision.
+                match existing(session, client_id, &task_path, &data_path).await {
+                    Ok(Existing::Ours) => return Ok(()),
+                    Ok(Existing::Gone) => continue,
+                    Ok(Existing::Stale(path)) if stale_waits < 3 => {
+                        stale_waits += 1;
+                        tracing::info!(task = task_id, path, "waiting for a znode of an ended session to go");
+                        wait_gone(session, &path).await?;
+                        continue;
+                    }
+                    Ok(_) => return Err(TaskError::Fatal(format!("task id {task_id} is already taken"))),
+                    Err(e) if is_connection_loss(&e) => {
+                        reconnected(session).await?;
+                        continue;
+                    }
+                    Err(e) => return Err(session_error(e)),
+                }
+            }
+            Err(MultiWriteError::OperationFailed { source, .. }) => return Err(session_error(source)),
+            Err(MultiWriteError::RequestFailed { source }) if is_connection_loss(&source) => {
+                // Outcome unknown: reconnect, then look before trying again.
+                reconnected(session).await?;
+                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                    Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
+                    Ok(_) => continue,
+                    Err(e) if is_connection_loss(&e) => continue,
+                    Err(e) => return Err(session_error(e)),
+                }
+            }
+            Err(MultiWriteError::RequestFailed { source }) => return Err(session_error(source)),
+        }
+    }
+}
+
+/// Who holds a task id we failed to create.
+enum Existing {
+    /// Our own session (a retried create whose first reply was lost).
+    Ours,
+    /// Gone meanwhile: try again.
+    Gone,
+    /// An ephemeral of another session that is ours by its record, or a lone ephemeral payload:
+    /// it goes when that session ends.
+    Stale(String),
+    /// A foreign znode.
+    Foreign,
+}
+
+async fn existing(session: &ZkSession, client_id: &str, task_path: &str, data_path: &str) -> Result<Existing, ZkError> {
+    let limit = session.request_timeout();
+    match timed(limit, session.client.get_data(task_path)).await {
+        Ok((_, stat)) if stat.ephemeral_owner == session.session_id() => Ok(Existing::Ours),
+        Ok((data, stat)) => {
+            let ours = TaskRecord::parse(&data).is_ok_and(|r| r.client == client_id);
+            Ok(if stat.ephemeral_owner != 0 && ours {
+                Existing::Stale(task_path.to_string())
+            } else {
+                Existing::Foreign
+            })
+        }
+        Err(ZkError::NoNode) => match timed(limit, session.client.check_stat(data_path)).await? {
+            None => Ok(Existing::Gone),
+            Some(stat) if stat.ephemeral_owner != 0 => Ok(Existing::Stale(data_path.to_string())),
+            Some(_) => Ok(Existing::Foreign),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until `path` is gone, at most a few session timeouts.
+async fn wait_gone(session: &ZkSession, path: &str) -> Result<(), TaskError> {
+    let deadline = tokio::time::Instant::now() + session.client.session_timeout() * 3 + Duration::from_secs(1);
+    loop {
+        let watcher = match timed(session.request_timeout(), session.client.check_and_watch_stat(path)).await {
+            Ok((None, _)) => return Ok(()),
+            Ok((Some(_), watcher)) => watcher,
+            Err(e) if is_connection_loss(&e) => {
+                reconnected(session).await?;
+                continue;
+            }
+            Err(e) => return Err(session_error(e)),
+        };
+        match tokio::time::timeout_at(deadline, watcher.changed()).await {
+            Ok(event)
+                if event.event_type == zookeeper_client::EventType::Session && is_terminal(event.session_state) =>
+            {
+                return Err(TaskError::SessionEnded)
+            }
+            Ok(_) => continue,
+            Err(_) => return Ok(()),
+        }
+    }
+}
+
+/// Waits for the task's result. `/data/<id>` holds the payload at version 0 and the result
+/// from version 1 on: the commit that writes it also deletes `/tasks/<id>`, so one watch on
+/// the payload znode wakes us once, for the result. Also returns the watch when it has not
+/// fired yet (see `round_trip`).
+async fn await_result(
+    session: &ZkSession,
+    task_id: &str,
+) -> Result<(TaskResult, Option<zookeeper_client::OneshotWatcher>), TaskError> {
+    let path = paths::data(task_id);
+    loop {
+        let (stat, watcher) = match timed(session.request_timeout(), session.client.check_and_watch_stat(&path)).await {
+            Ok(x) => x,
+            Err(e) if is_connection_loss(&e) => {
+                reconnected(session).await?;
+                continue;
+            }
+            Err(e) => return Err(session_error(e)),
+        };
+        match stat {
+            None => return Err(vanished(task_id)),
+            Some(stat) if stat.version >= 1 => return Ok((read_result(session, task_id).await?, Some(watcher))),
+            Some(_) => {}
+        }
+        let event = watcher.changed().await;
+        match event.event_type {
+            EventType::Session if is_terminal(event.session_state) => return Err(TaskError::SessionEnded),
+            EventType::NodeDataChanged => return Ok((read_result(session, task_id).await?, None)),
+            // Deleted (reported by the next check) or a reconnection: look again.
+            _ => continue,
+        }
+    }
+}
+
+fn vanished(task_id: &str) -> TaskError {
+    TaskError::Fatal(format!(
+        "task {task_id}'s payload znode vanished (deleted by someone else)"
+    ))
+}
+
+/// Reads the result from `/data/<id>`.
+async fn read_result(session: &ZkSession, task_id: &str) -> Result<TaskResult, TaskError> {
+    loop {
+        match timed(
+            session.request_timeout(),
+            session.client.get_data(&paths::data(task_id)),
+        )
+        .await
+        {
+            Ok((data, _)) => {
+                return TaskResult::parse(&data)
+                    .map_err(|e| TaskError::Fatal(format!("task {task_id} result garbled: {e}")))
+            }
+            Err(e) if is_connection_loss(&e) => reconnected(session).await?,
+            Err(ZkError::NoNode) => return Err(vanished(task_id)),
+            Err(e) => return Err(session_error(e)),
+        }
+    }
+}
+
+/// Deletes the task's payload znode, which now holds the result (the commit deleted the task's
+/// record); best effort: it is ephemeral and goes with the session anyway.
+async fn cleanup(session: &ZkSession, task_id: &str) {
+    for _ in 0..3 {
+        match timed(
+            session.request_timeout(),
+            session.client.delete(&paths::data(task_id), None),
+        )
+        .await
+        {
+            Ok(()) | Err(ZkError::NoNode) => return,
+            Err(e) if is_connection_loss(&e) => {
+                if reconnected(session).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Figures for the summary.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Summary {
+    pub client: String,
+    pub submitted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub resubmitted: u64,
+    pub lost: u64,
+    /// Tasks still in flight when the client was asked to stop (SIGTERM/SIGINT): withdrawn,
+    /// not lost (their znodes went with the session).
+    pub abandoned: u64,
+    pub sessions: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub elapsed_s: f64,
+    pub tasks_per_s: f64,
+}
+
+/// The value at quantile `q` (0..=1) of sorted samples (nearest rank).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Runs a client until its tasks are done or `shutdown` resolves (the binary passes
+/// SIGTERM/SIGINT): tasks in flight then are reported as abandoned.
+pub async fn run(
+    config: &ZkConfig,
+    args: ClientArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::parse(args.task.as_bytes()).context("--task")?;
+    let payload: Arc<[u8]> = spec.to_bytes().into();
+    let id = args.id.clone().unwrap_or_else(|| random_id("client"));
+    validate_id(&id).context("client id")?;
+    let span = tracing::info_span!("client", client = %id);
+    drive(config, args, id, payload, shutdown).instrument(span).await
+}
+
+async fn drive(
+    config: &ZkConfig,
+    args: ClientArgs,
+    id: String,
+    payload: Arc<[u8]>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<ExitCode> {
+    let ready = crate::health::maybe_serve(args.health_addr).await?;
+    let mut log = match &args.results_log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening {}", p.display()))?,
+        ),
+        None => None,
+    };
+
+    let started = Instant::now();
+    let mut summary = Summary {
+        client: id.clone(),
+        ..Default::default()
+    };
+    let mut latencies = Vec::new();
+    let mut next_number: u64 = 0;
+    // Tasks whose result we have not received, with their first submission time.
+    let mut outstanding: BTreeMap<String, Instant> = BTreeMap::new();
+    let unlimited = args.tasks == 0;
+    tokio::pin!(shutdown);
+    let mut stopped = false;
+
+    'sessions: loop {
+        let session = tokio::select! {
+            s = config.connect() => s?,
+            _ = &mut shutdown => {
+                stopped = true;
+                break 'sessions;
+            }
+        };
+        summary.sessions += 1;
+        session.ensure_layout().await?;
+        ready.send_replace(true);
+        tracing::info!(
+            session_id = format!("{:#x}", session.session_id()),
+            "session started"
+        );
+        let mut inflight: JoinSet<(String, Result<TaskResult, TaskError>)> = JoinSet::new();
+        // After an expiry, the tasks still outstanding go first.
+        let mut resubmit: VecDeque<String> = outstanding.keys().cloned().collect();
+        summary.resubmitted += resubmit.len() as u64;
+        loop {
+            while (inflight.len() as u64) < args.concurrency {
+                let task_id = if let Some(t) = resubmit.pop_front() {
+                    t
+                } else if unlimited || next_number < args.tasks {
+                    next_number += 1;
+                    let t = format!("{id}-{next_number:08}");
+                    outstanding.insert(t.clone(), Instant::now());
+                    summary.submitted += 1;
+                    t
+                } else {
+                    break;
+                };
+                let (session, client_id, payload) = (session.clone(), id.clone(), payload.clone());
+                inflight.spawn(async move {
+                    let r = round_trip(&session, &client_id, &task_id, &payload).await;
+                    (task_id, r)
+                });
+            }
+            if inflight.is_empty() {
+                session.close().await;
+                break 'sessions;
+            }
+            let joined = tokio::select! {
+                j = inflight.join_next() => j,
+                _ = &mut shutdown => {
+                    inflight.abort_all();
+                    session.close().await;
+                    stopped = true;
+                    break 'sessions;
+                }
+            };
+            let Some(Ok((task_id, outcome))) = joined else { continue };
+            match outcome {
+                Ok(result) => {
+                    let Some(t0) = outstanding.remove(&task_id) else {
+                        continue;
+                    };
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    latencies.push(ms);
+                    if result.ok {
+                        summary.completed += 1;
+                    } else {
+                        summary.failed += 1;
+                    }
+                    if let Some(f) = log.as_mut() {
+                        let line =
+                            serde_json::json!({"client": id, "task": task_id, "latency_ms": ms, "result": result});
+                        let _ = writeln!(f, "{line}");
+                    }
+                    tracing::debug!(task = task_id, ok = result.ok, latency_ms = ms, "result delivered");
+                }
+                Err(TaskError::SessionEnded) => {
+                    tracing::warn!(
+                        "session ended: submitting the outstanding tasks again in a new session"
+                    );
+                    ready.send_replace(false);
+                    inflight.abort_all();
+                    continue 'sessions;
+                }
+                Err(TaskError::Fatal(reason)) => {
+                    tracing::error!(task = task_id, reason, "task lost");
+                    outstanding.remove(&task_id);
+                    summary.lost += 1;
+                }
+            }
+        }
+    }
+    if stopped {
+        summary.abandoned = outstanding.len() as u64;
+    } else {
+        summary.lost += outstanding.len() as u64;
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    summary.p50_ms = quantile(&latencies, 0.50);
+    summary.p99_ms = quantile(&latencies, 0.99);
+    summary.max_ms = latencies.last().copied().unwrap_or(0.0);
+    summary.elapsed_s = started.elapsed().as_secs_f64();
+    summary.tasks_per_s = (summary.completed + summary.failed) as f64 / summary.elapsed_s.max(1e-9);
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        print!("{}", render_summary(&summary));
+    }
+    Ok(if summary.lost == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The summary as a Markdown table (pastes into a report).
+pub fn render_summary(s: &Summary) -> String {
+    format!(
+        "| client | submitted | completed | failed | lost | abandoned at stop | resubmitted | p50 ms | p99 ms | tasks/s |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} |\n",
+        s.client,
+        s.submitted,
+        s.completed,
+        s.failed,
+        s.lost,
+        s.abandoned,
+        s.resubmitted,
+        s.p50_ms,
+        s.p99_ms,
+        s.tasks_per_s
+    )
+}
+
+/// `taskfarm submit`: one task, its result on stdout. Exit 0 for a success result, 3 for an
+/// error result, 1 when no result came.
+pub async fn submit_one(config: &ZkConfig, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    let spec = TaskSpec::parse(args.task.as_bytes()).context("task")?;
+    let session = config.connect().await?;
+    session.ensure_layout().await?;
+    let id = random_id("submit");
+    let task_id = format!("{id}-00000001");
+    let outcome = tokio::time::timeout(args.timeout, round_trip(&session, &id, &task_id, &spec.to_bytes())).await;
+    session.close().await;
+    match outcome {
+        Ok(Ok(result)) => {
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(if result.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
+        }
+        Ok(Err(TaskError::SessionEnded)) => anyhow::bail!("the ZooKeeper session expired before the result came"),
+        Ok(Err(TaskError::Fatal(reason))) => anyhow::bail!("task {task_id} lost: {reason}"),
+        Err(_) => anyhow::bail!("no result within {:?}", args.timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_use_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[], 0.5), 0.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+    }
+}
