@@ -10,4 +10,4 @@ pub mod zookeeper;
 
 pub use launch::{role_binary, RoleCommand};
 pub use process::ChildGuard;
-pub use zookeeper::{free_port, four_letter_word, ZkCluster, ZkOptions};
+pub use zookeeper::{four_letter_word, free_port, ZkCluster, ZkOptions};

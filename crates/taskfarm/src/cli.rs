@@ -103,7 +103,10 @@ mod tests {
     #[test]
     fn durations_parse_with_units_and_reject_bare_numbers() {
         let parse = |v: &str| Cli::try_parse_from(["taskfarm", "--session-timeout", v, "zk", "init"]);
-        assert_eq!(parse("250ms").unwrap().global.session_timeout, Duration::from_millis(250));
+        assert_eq!(
+            parse("250ms").unwrap().global.session_timeout,
+            Duration::from_millis(250)
+        );
         assert_eq!(parse("10s").unwrap().global.session_timeout, Duration::from_secs(10));
         assert!(parse("10").is_err());
     }

@@ -396,10 +396,7 @@ async fn drive(
         summary.sessions += 1;
         session.ensure_layout().await?;
         ready.send_replace(true);
-        tracing::info!(
-            session_id = format!("{:#x}", session.session_id()),
-            "session started"
-        );
+        tracing::info!(session_id = format!("{:#x}", session.session_id()), "session started");
         let mut inflight: JoinSet<(String, Result<TaskResult, TaskError>)> = JoinSet::new();
         // After an expiry, the tasks still outstanding go first.
         let mut resubmit: VecDeque<String> = outstanding.keys().cloned().collect();
@@ -457,9 +454,7 @@ async fn drive(
                     tracing::debug!(task = task_id, ok = result.ok, latency_ms = ms, "result delivered");
                 }
                 Err(TaskError::SessionEnded) => {
-                    tracing::warn!(
-                        "session ended: submitting the outstanding tasks again in a new session"
-                    );
+                    tracing::warn!("session ended: submitting the outstanding tasks again in a new session");
                     ready.send_replace(false);
                     inflight.abort_all();
                     continue 'sessions;

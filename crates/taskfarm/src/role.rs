@@ -52,7 +52,11 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// The first connection must succeed within the configured connect timeout; later ones are
 /// retried for as long as it takes (ZooKeeper may be down for a while; the role waits).
 /// Each session's work runs in a `session` span carrying its id; the caller's span names the role.
-pub async fn run_sessions<F, Fut>(config: &ZkConfig, shutdown: impl Future<Output = ()>, mut body: F) -> anyhow::Result<()>
+pub async fn run_sessions<F, Fut>(
+    config: &ZkConfig,
+    shutdown: impl Future<Output = ()>,
+    mut body: F,
+) -> anyhow::Result<()>
 where
     F: FnMut(ZkSession) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,

@@ -31,11 +31,19 @@ pub struct WorkerArgs {
 }
 
 /// Runs a worker until `shutdown` resolves (the binary passes SIGTERM/SIGINT; a test, anything).
-pub async fn run(config: &ZkConfig, args: WorkerArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: &ZkConfig,
+    args: WorkerArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let id = args.id.unwrap_or_else(|| random_id("worker"));
     validate_id(&id).context("worker id")?;
     let span = tracing::info_span!("worker", worker = %id);
-    let ready = Arc::new(crate::health::maybe_serve(args.health_addr).instrument(span.clone()).await?);
+    let ready = Arc::new(
+        crate::health::maybe_serve(args.health_addr)
+            .instrument(span.clone())
+            .await?,
+    );
     span.in_scope(|| tracing::info!("worker starting"));
     crate::role::run_sessions(config, shutdown, |session| {
         let id = id.clone();
@@ -160,7 +168,8 @@ impl Worker {
                     (Some(r), Some(a)) if r.assignment == a => Some(r),
                     (current, wanted) => {
                         if let Some(r) = current {
-                            r.span.in_scope(|| tracing::warn!("assignment withdrawn; abandoning the task"));
+                            r.span
+                                .in_scope(|| tracing::warn!("assignment withdrawn; abandoning the task"));
                             r.handle.abort();
                         }
                         wanted.map(|a| self.start(a, stat.version))
@@ -299,35 +308,37 @@ impl Worker {
         let limit = self.session.request_timeout();
         let (task, worker) = (assignment.task.clone(), self.id.clone());
         let attempt = assignment.attempt;
-        let handle = tokio::spawn(async move {
-            // A worker never gives a live task back (the master takes a worker freeing itself
-            // while holding a task for that task's commit), so a lost connection means reading
-            // again; if the session ends, our znode goes and the master re-assigns the task.
-            let read = loop {
-                match timed(limit, client.get_data(&paths::data(&task))).await {
-                    Err(e) if is_connection_loss(&e) => tokio::time::sleep(limit / 10).await,
-                    other => break other,
-                }
-            };
-            let started = Instant::now();
-            let result = match read {
-                // Version 0 is the payload; anything later is already a result (someone else's
-                // commit landed: ours will fail its version check).
-                Ok((bytes, stat)) if stat.version == 0 => match TaskSpec::parse(&bytes) {
-                    Ok(spec) => match spec.run().await {
-                        Ok(value) => TaskResult::success(value, &worker, attempt, elapsed_ms(started)),
-                        Err(error) => TaskResult::failure(error, Some(&worker), attempt, elapsed_ms(started)),
+        let handle = tokio::spawn(
+            async move {
+                // A worker never gives a live task back (the master takes a worker freeing itself
+                // while holding a task for that task's commit), so a lost connection means reading
+                // again; if the session ends, our znode goes and the master re-assigns the task.
+                let read = loop {
+                    match timed(limit, client.get_data(&paths::data(&task))).await {
+                        Err(e) if is_connection_loss(&e) => tokio::time::sleep(limit / 10).await,
+                        other => break other,
+                    }
+                };
+                let started = Instant::now();
+                let result = match read {
+                    // Version 0 is the payload; anything later is already a result (someone else's
+                    // commit landed: ours will fail its version check).
+                    Ok((bytes, stat)) if stat.version == 0 => match TaskSpec::parse(&bytes) {
+                        Ok(spec) => match spec.run().await {
+                            Ok(value) => TaskResult::success(value, &worker, attempt, elapsed_ms(started)),
+                            Err(error) => TaskResult::failure(error, Some(&worker), attempt, elapsed_ms(started)),
+                        },
+                        Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
                     },
-                    Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
-                },
-                Ok(_) | Err(ZkError::NoNode) => return Some(Outcome::PayloadGone),
-                // The session ended: nothing can be committed any more.
-                Err(ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed) => return None,
-                Err(e) => TaskResult::failure(format!("cannot read the payload: {e}"), Some(&worker), attempt, 0),
-            };
-            Some(Outcome::Finished(result))
-        }
-        .instrument(span.clone()));
+                    Ok(_) | Err(ZkError::NoNode) => return Some(Outcome::PayloadGone),
+                    // The session ended: nothing can be committed any more.
+                    Err(ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed) => return None,
+                    Err(e) => TaskResult::failure(format!("cannot read the payload: {e}"), Some(&worker), attempt, 0),
+                };
+                Some(Outcome::Finished(result))
+            }
+            .instrument(span.clone()),
+        );
         Running {
             assignment,
             span,

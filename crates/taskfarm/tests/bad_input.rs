@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{shared_standalone, wait_children, wait_data, Farm};
 use nix::sys::signal::Signal;
-use taskfarm_harness::{free_port, ZkCluster};
 use taskfarm::protocol::{FarmStatus, TaskRecord, TaskResult};
+use taskfarm_harness::{free_port, ZkCluster};
 
 const SLEEP_0: &str = r#"{"kind":"sleep","ms":0}"#;
 

@@ -8,9 +8,9 @@ mod common;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use taskfarm_harness::ZkCluster;
 use taskfarm::waits::within;
 use taskfarm::zk::{PersistentWatch, ZkConfig};
+use taskfarm_harness::ZkCluster;
 use zookeeper_client::{EventType, SessionState, WatchedEvent};
 
 /// The next event that is not a session event.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{assignment_of, candidates, shared_standalone, wait_children, wait_data, Farm};
 use nix::sys::signal::Signal;
-use taskfarm_harness::ZkCluster;
 use taskfarm::protocol::{FarmStatus, TaskRecord, TaskResult};
+use taskfarm_harness::ZkCluster;
 
 const SLEEP_0: &str = r#"{"kind":"sleep","ms":0}"#;
 

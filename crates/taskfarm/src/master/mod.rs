@@ -43,11 +43,19 @@ pub struct MasterArgs {
 }
 
 /// Runs a master until `shutdown` resolves (the binary passes SIGTERM/SIGINT; a test, anything).
-pub async fn run(config: &ZkConfig, args: MasterArgs, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: &ZkConfig,
+    args: MasterArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let id = args.id.clone().unwrap_or_else(|| random_id("master"));
     validate_id(&id).context("master id")?;
     let span = tracing::info_span!("master", master = %id);
-    let ready = Arc::new(crate::health::maybe_serve(args.health_addr).instrument(span.clone()).await?);
+    let ready = Arc::new(
+        crate::health::maybe_serve(args.health_addr)
+            .instrument(span.clone())
+            .await?,
+    );
     let args = Arc::new(args);
     span.in_scope(|| tracing::info!("master starting"));
     crate::role::run_sessions(config, shutdown, |session| {
@@ -465,11 +473,7 @@ impl<'a> Leader<'a> {
             Ok(()) => {
                 match &action {
                     Action::FailTask { task, result, .. } => {
-                        tracing::warn!(
-                            task,
-                            attempts = result.attempt,
-                            "task failed as poison"
-                        )
+                        tracing::warn!(task, attempts = result.attempt, "task failed as poison")
                     }
                     Action::ClearWorker { worker, reason, .. } => {
                         tracing::info!(worker, reason, "withdrew a worker's assignment")

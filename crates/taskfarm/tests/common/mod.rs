@@ -11,10 +11,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use taskfarm_harness::{ZkCluster, ZkOptions};
+use taskfarm::zk::{ZkConfig, ZkSession};
 use taskfarm_harness::process::ChildGuard;
 use taskfarm_harness::RoleCommand;
-use taskfarm::zk::{ZkConfig, ZkSession};
+use taskfarm_harness::{ZkCluster, ZkOptions};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single wait: reaching it is a failure, never a measurement.
