@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The taskfarm Kubernetes story, end to end, on a real cluster:
-#   create a kind cluster (or start minikube), build the image and load it into the cluster,
+#   create a kind cluster (or start minikube), build the images (role, and operator in operator
+#   mode) and load them into the cluster,
 #   helm install, wait until ZooKeeper, the controller, the masters and the workers are ready,
 #   run a client Job that submits tasks, `kubectl delete pod` the leading master and two workers
 #   while it runs, check that every task completed and that a new leader took over (higher
@@ -44,7 +45,8 @@ cluster=${CLUSTER_NAME:-taskfarm}
 ns=${NAMESPACE:-taskfarm}
 release=taskfarm
 farm=taskfarm # the chart's fullname for release "taskfarm"
-image=taskfarm:0.1.0
+image=taskfarm:0.1.0                   # the role binary: master, worker, client pods
+operator_image=taskfarm-operator:0.1.0 # the controller (operator mode only)
 job=$farm-e2e-client
 evidence=${EVIDENCE_DIR:-runs/e2e-$platform-$mode-$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -144,15 +146,23 @@ case $platform in
     ;;
 esac
 
+images=("$image")
+[ "$mode" = operator ] && images+=("$operator_image")
 if [ "$build" = 1 ]; then
-  log "docker build -t $image ."
+  log "docker build -t $image . (the role image)"
   docker build -t "$image" .
+  if [ "$mode" = operator ]; then
+    log "docker build --target operator -t $operator_image ."
+    docker build --target operator -t "$operator_image" .
+  fi
 fi
-log "loading $image into the cluster"
-case $platform in
-  kind) kind load docker-image "$image" --name "$cluster" ;;
-  minikube) minikube image load "$image" -p "$cluster" ;;
-esac
+for img in "${images[@]}"; do
+  log "loading $img into the cluster"
+  case $platform in
+    kind) kind load docker-image "$img" --name "$cluster" ;;
+    minikube) minikube image load "$img" -p "$cluster" ;;
+  esac
+done
 
 # --- install ------------------------------------------------------------------------------------
 log "namespace $ns (Pod Security Standard: restricted, enforced)"

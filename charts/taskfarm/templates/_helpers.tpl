@@ -70,10 +70,17 @@ app.kubernetes.io/component: controller
 {{- end }}
 
 {{/*
-The taskfarm image reference.
+The role image reference (master, worker, client).
 */}}
 {{- define "taskfarm.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The operator image reference.
+*/}}
+{{- define "taskfarm.controllerImage" -}}
+{{- printf "%s:%s" .Values.controller.image.repository (default .Chart.AppVersion .Values.controller.image.tag) }}
 {{- end }}
 
 {{/*
