@@ -1,5 +1,6 @@
-//! Pure builders: from a TaskFarm to the objects the controller applies. No API calls here,
-//! so every field of every object is unit-tested directly.
+//! Pure builders: from a validated TaskFarm ([`ValidatedFarm`]) to the objects the controller
+//! applies. They take nothing unvalidated, so whatever they build the API server accepts; no API
+//! calls here, so every field of every object is unit-tested directly.
 
 use std::collections::BTreeMap;
 
@@ -9,12 +10,11 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecretKeySelector,
     SecurityContext,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::{Resource as _, ResourceExt as _};
 
-use super::crd::{ComputeResources, Component, TaskFarm};
+use super::crd::{Component, RoleCounts};
+use super::validate::{Quantities, ValidatedFarm};
 
 pub const FIELD_MANAGER: &str = "taskfarm-controller";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
@@ -61,36 +61,44 @@ pub fn selector_string(farm: &str, role: Component) -> String {
 }
 
 /// The replicas a role should run: the spec's number, or 0 while the farm is suspended.
-pub fn desired_replicas(farm: &TaskFarm, role: Component) -> i32 {
-    if farm.spec.suspend {
+pub fn desired_replicas(farm: &ValidatedFarm, role: Component) -> i32 {
+    if farm.suspend {
         return 0;
     }
     match role {
-        Component::Master => farm.spec.masters,
-        Component::Worker => farm.spec.workers,
-        Component::Client => farm.spec.clients,
+        Component::Master => farm.replicas.masters,
+        Component::Worker => farm.replicas.workers,
+        Component::Client => farm.replicas.clients,
         Component::Zookeeper => 0,
     }
-    .max(0)
+}
+
+/// The replicas of every deployed role.
+pub fn desired(farm: &ValidatedFarm) -> RoleCounts {
+    RoleCounts {
+        masters: desired_replicas(farm, Component::Master),
+        workers: desired_replicas(farm, Component::Worker),
+        clients: desired_replicas(farm, Component::Client),
+    }
 }
 
 /// The Deployment of one role, complete, ready for server-side apply.
-pub fn deployment(farm: &TaskFarm, role: Component) -> Deployment {
-    let name = farm.name_any();
-    let labels = labels(&name, role);
+pub fn deployment(farm: &ValidatedFarm, role: Component) -> Deployment {
+    let name = &farm.name;
+    let labels = labels(name, role);
     Deployment {
         metadata: ObjectMeta {
-            name: Some(deployment_name(&name, role)),
-            namespace: farm.namespace(),
+            name: Some(deployment_name(name, role)),
+            namespace: Some(farm.namespace.clone()),
             labels: Some(labels.clone()),
             // Deleting the TaskFarm deletes its Deployments (garbage collection).
-            owner_references: farm.controller_owner_ref(&()).map(|o| vec![o]),
+            owner_references: Some(vec![farm.owner.clone()]),
             ..ObjectMeta::default()
         },
         spec: Some(DeploymentSpec {
             replicas: Some(desired_replicas(farm, role)),
             selector: LabelSelector {
-                match_labels: Some(selector_labels(&name, role)),
+                match_labels: Some(selector_labels(name, role)),
                 ..LabelSelector::default()
             },
             strategy: Some(DeploymentStrategy {
@@ -110,7 +118,7 @@ pub fn deployment(farm: &TaskFarm, role: Component) -> Deployment {
     }
 }
 
-fn pod_spec(farm: &TaskFarm, role: Component) -> PodSpec {
+fn pod_spec(farm: &ValidatedFarm, role: Component) -> PodSpec {
     PodSpec {
         containers: vec![container(farm, role)],
         termination_grace_period_seconds: Some(30),
@@ -126,13 +134,7 @@ fn pod_spec(farm: &TaskFarm, role: Component) -> PodSpec {
     }
 }
 
-fn container(farm: &TaskFarm, role: Component) -> Container {
-    let spec = &farm.spec;
-    let resources = match role {
-        Component::Master => &spec.resources.master,
-        Component::Worker => &spec.resources.worker,
-        _ => &spec.resources.client,
-    };
+fn container(farm: &ValidatedFarm, role: Component) -> Container {
     let probe = |path: &str, period: i32, failures: i32| Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
@@ -146,8 +148,8 @@ fn container(farm: &TaskFarm, role: Component) -> Container {
     };
     Container {
         name: role.as_str().into(),
-        image: Some(spec.image.clone()),
-        image_pull_policy: Some(spec.image_pull_policy.as_str().into()),
+        image: Some(farm.image.clone()),
+        image_pull_policy: Some(farm.image_pull_policy.as_str().into()),
         args: Some(args(farm, role)),
         env: Some(env(farm)),
         ports: Some(vec![ContainerPort {
@@ -158,7 +160,7 @@ fn container(farm: &TaskFarm, role: Component) -> Container {
         }]),
         readiness_probe: Some(probe("/readyz", 5, 2)),
         liveness_probe: Some(probe("/healthz", 10, 3)),
-        resources: Some(resource_requirements(resources)),
+        resources: Some(resource_requirements(farm.resources(role))),
         security_context: Some(SecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS_USER),
@@ -183,28 +185,28 @@ fn runtime_default_seccomp() -> SeccompProfile {
 }
 
 /// The role's command line (the image's entrypoint is `/taskfarm`).
-pub fn args(farm: &TaskFarm, role: Component) -> Vec<String> {
+pub fn args(farm: &ValidatedFarm, role: Component) -> Vec<String> {
     match role {
         Component::Client => vec![
             "client".into(),
             "--tasks".into(),
             "0".into(),
             "--concurrency".into(),
-            farm.spec.client_profile.concurrency.to_string(),
+            farm.client_profile.concurrency.to_string(),
             "--task".into(),
-            farm.spec.client_profile.task.clone(),
+            farm.client_profile.task.clone(),
         ],
         other => vec![other.as_str().into()],
     }
 }
 
-fn env(farm: &TaskFarm) -> Vec<EnvVar> {
+fn env(farm: &ValidatedFarm) -> Vec<EnvVar> {
     let value = |name: &str, value: String| EnvVar {
         name: name.into(),
         value: Some(value),
         value_from: None,
     };
-    let zk = &farm.spec.zookeeper;
+    let zk = &farm.zookeeper;
     let mut env = vec![
         value("TASKFARM_ZK", zk.connect.clone()),
         value("TASKFARM_SESSION_TIMEOUT", format!("{}s", zk.session_timeout_seconds)),
@@ -222,7 +224,7 @@ fn env(farm: &TaskFarm) -> Vec<EnvVar> {
             }),
         },
     ];
-    if let Some(secret) = zk.secret_name.as_ref().filter(|s| !s.is_empty()) {
+    if let Some(secret) = &zk.secret_name {
         env.push(EnvVar {
             name: "TASKFARM_ZK_SECRET".into(),
             value: None,
@@ -239,10 +241,8 @@ fn env(farm: &TaskFarm) -> Vec<EnvVar> {
     env
 }
 
-fn resource_requirements(r: &ComputeResources) -> ResourceRequirements {
-    let quantities = |m: &BTreeMap<String, String>| {
-        (!m.is_empty()).then(|| m.iter().map(|(k, v)| (k.clone(), Quantity(v.clone()))).collect())
-    };
+fn resource_requirements(r: &Quantities) -> ResourceRequirements {
+    let quantities = |m: &BTreeMap<String, _>| (!m.is_empty()).then(|| m.clone());
     ResourceRequirements {
         requests: quantities(&r.requests),
         limits: quantities(&r.limits),
@@ -253,7 +253,9 @@ fn resource_requirements(r: &ComputeResources) -> ResourceRequirements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::farm;
+    use crate::fixtures::{farm, valid_farm};
+    use crate::validate::{validate, InvalidSpec};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn container_of(d: &Deployment) -> &Container {
         let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
@@ -267,7 +269,7 @@ mod tests {
 
     #[test]
     fn deployments_carry_the_contract_labels_and_selector() {
-        let f = farm("demo", |_| {});
+        let f = valid_farm("demo", |_| {});
         for role in DEPLOYED_ROLES {
             let d = deployment(&f, role);
             assert_eq!(d.metadata.name.as_deref(), Some(&*format!("demo-{}", role.as_str())));
@@ -294,7 +296,7 @@ mod tests {
 
     #[test]
     fn deployments_are_owned_by_their_taskfarm() {
-        let f = farm("demo", |_| {});
+        let f = valid_farm("demo", |_| {});
         let owners = deployment(&f, Component::Worker).metadata.owner_references.unwrap();
         assert_eq!(owners.len(), 1);
         let o = &owners[0];
@@ -306,16 +308,16 @@ mod tests {
 
     #[test]
     fn replicas_follow_the_spec_and_suspend_scales_everything_to_zero() {
-        let f = farm("demo", |s| {
+        let f = valid_farm("demo", |s| {
             s.masters = 2;
             s.workers = 5;
             s.clients = 0;
         });
-        let replicas = |f: &TaskFarm, r| deployment(f, r).spec.unwrap().replicas.unwrap();
+        let replicas = |f: &ValidatedFarm, r| deployment(f, r).spec.unwrap().replicas.unwrap();
         assert_eq!(replicas(&f, Component::Master), 2);
         assert_eq!(replicas(&f, Component::Worker), 5);
         assert_eq!(replicas(&f, Component::Client), 0);
-        let suspended = farm("demo", |s| {
+        let suspended = valid_farm("demo", |s| {
             s.workers = 5;
             s.clients = 2;
             s.suspend = true;
@@ -327,7 +329,7 @@ mod tests {
 
     #[test]
     fn args_start_the_right_role() {
-        let f = farm("demo", |s| {
+        let f = valid_farm("demo", |s| {
             s.client_profile.concurrency = 8;
             s.client_profile.task = r#"{"kind":"echo"}"#.into();
         });
@@ -360,7 +362,7 @@ mod tests {
 
     #[test]
     fn env_points_the_roles_at_zookeeper() {
-        let f = farm("demo", |s| {
+        let f = valid_farm("demo", |s| {
             s.zookeeper.connect = "zk-0.zk:2181/farm".into();
             s.zookeeper.session_timeout_seconds = 8;
         });
@@ -374,7 +376,7 @@ mod tests {
         assert_eq!(id.field_ref.unwrap().field_path, "metadata.name");
         assert!(env_value(&c, "TASKFARM_ZK_SECRET").is_none());
 
-        let with_secret = farm("demo", |s| s.zookeeper.secret_name = Some("zk-auth".into()));
+        let with_secret = valid_farm("demo", |s| s.zookeeper.secret_name = Some("zk-auth".into()));
         let c = container_of(&deployment(&with_secret, Component::Worker)).clone();
         let secret = env_value(&c, "TASKFARM_ZK_SECRET").unwrap();
         let key = secret.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
@@ -384,7 +386,7 @@ mod tests {
 
     #[test]
     fn probes_port_and_security_context_are_hardened() {
-        let f = farm("demo", |_| {});
+        let f = valid_farm("demo", |_| {});
         let d = deployment(&f, Component::Worker);
         let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
         assert_eq!(pod.termination_grace_period_seconds, Some(30));
@@ -412,15 +414,46 @@ mod tests {
 
     #[test]
     fn resources_come_from_the_spec_per_role() {
-        let f = farm("demo", |s| {
+        let f = valid_farm("demo", |s| {
             s.resources.worker.requests = BTreeMap::from([("cpu".to_string(), "250m".to_string())]);
             s.resources.worker.limits.clear();
         });
-        let worker = container_of(&deployment(&f, Component::Worker)).resources.clone().unwrap();
+        let worker = container_of(&deployment(&f, Component::Worker))
+            .resources
+            .clone()
+            .unwrap();
         assert_eq!(worker.requests.unwrap()["cpu"], Quantity("250m".into()));
         assert!(worker.limits.is_none());
-        let master = container_of(&deployment(&f, Component::Master)).resources.clone().unwrap();
+        let master = container_of(&deployment(&f, Component::Master))
+            .resources
+            .clone()
+            .unwrap();
         assert_eq!(master.requests.unwrap()["memory"], Quantity("32Mi".into()));
         assert_eq!(master.limits.unwrap()["memory"], Quantity("128Mi".into()));
+    }
+
+    #[test]
+    fn builders_take_the_validated_farm_and_build_nothing_from_a_refused_one() {
+        // The builders' only input is a ValidatedFarm, and only `validate` makes one: a spec
+        // the API server would refuse never reaches them.
+        let lots = farm("demo", |s| {
+            s.resources.worker.limits.insert("cpu".into(), "lots".into());
+        });
+        assert!(matches!(validate(&lots), Err(InvalidSpec::Quantity { .. })));
+        let ok = farm("demo", |s| {
+            s.resources.worker.limits.insert("cpu".into(), "1.5".into());
+            s.zookeeper.secret_name = Some(String::new());
+        });
+        let valid: ValidatedFarm = validate(&ok).unwrap();
+        let d = deployment(&valid, Component::Worker);
+        let c = container_of(&d);
+        let limits = c.resources.clone().unwrap().limits.unwrap();
+        assert_eq!(limits["cpu"], Quantity("1.5".into()));
+        assert!(
+            env_value(c, "TASKFARM_ZK_SECRET").is_none(),
+            "validated: an empty secret name is none"
+        );
+        assert_eq!(d.metadata.owner_references, Some(vec![valid.owner.clone()]));
+        assert_eq!(d.metadata.namespace.as_deref(), Some(valid.namespace.as_str()));
     }
 }

@@ -215,9 +215,14 @@ impl Component {
     }
 
     pub fn from_label(s: &str) -> Option<Component> {
-        [Component::Master, Component::Worker, Component::Client, Component::Zookeeper]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Component::Master,
+            Component::Worker,
+            Component::Client,
+            Component::Zookeeper,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

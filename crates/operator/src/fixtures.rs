@@ -25,6 +25,7 @@ use super::controller::Context;
 use super::crd::{Component, TaskFarm, TaskFarmSpec};
 use super::farmstate::{FarmReader, FarmState, ZkTarget};
 use super::http::Metrics;
+use super::validate::{validate, ValidatedFarm};
 
 /// The fixed "now" of the scenarios.
 pub const NOW: i64 = 1_800_000_000;
@@ -43,6 +44,11 @@ pub fn farm(name: &str, edit: impl FnOnce(&mut TaskFarmSpec)) -> TaskFarm {
     f.metadata.generation = Some(1);
     f.metadata.resource_version = Some("1".into());
     f
+}
+
+/// [`farm`], validated (it must be valid).
+pub fn valid_farm(name: &str, edit: impl FnOnce(&mut TaskFarmSpec)) -> ValidatedFarm {
+    validate(&farm(name, edit)).expect("a valid farm")
 }
 
 /// A ready pod of `farm` and `role`, created an hour before [`NOW`].
@@ -120,7 +126,7 @@ pub struct World {
     pub pods: Vec<Pod>,
     /// Pods that vanish between the list and the delete (the delete answers 404).
     pub vanished: Vec<String>,
-    /// Refuse every Deployment apply (422), as for an invalid quantity.
+    /// Refuse every Deployment apply (422), as the API server does what it finds invalid.
     pub reject_apply: bool,
 }
 

@@ -3,6 +3,8 @@
 //! CRD (the copies in `crds/` and the chart are checked against it in CI).
 //!
 //! - [`crd`]: the resource's spec and status, and the generated CRD;
+//! - [`validate`]: the spec checked into a [`validate::ValidatedFarm`], the builders' only input,
+//!   with [`quantity`] (resource quantities) and [`names`] (name and label syntax);
 //! - [`build`]: pure builders of the role Deployments;
 //! - [`chaos`]: pure chaos target selection, guards and the steady-state check;
 //! - [`farmstate`]: the farm's state read from ZooKeeper;
@@ -17,8 +19,11 @@ pub mod farmstate;
 #[cfg(test)]
 mod fixtures;
 pub mod http;
+pub mod names;
+pub mod quantity;
 #[cfg(test)]
 mod reconcile_tests;
+pub mod validate;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -103,7 +108,10 @@ async fn check_crd(api: &Api<TaskFarm>) -> anyhow::Result<()> {
 
 /// Runs the controller until `shutdown` resolves (the binary passes SIGTERM/SIGINT) or the
 /// leader Lease is lost.
-pub async fn run(args: ControllerArgs, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn run(
+    args: ControllerArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster service account or kubeconfig)")?;

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(taskfarm_operator::run(cli.controller, taskfarm::role::shutdown_signal())) {
+    match runtime.block_on(taskfarm_operator::run(
+        cli.controller,
+        taskfarm::role::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -252,6 +252,36 @@ async fn an_invalid_spec_applies_nothing_and_says_why() {
     assert_eq!(calls.event_reasons(), ["InvalidSpec"]);
 }
 
+#[tokio::test]
+async fn a_quantity_the_api_server_would_refuse_applies_nothing_and_says_why() {
+    // `cpu: lots` passes the CRD schema; the API server would refuse the worker Deployment
+    // after the master's was applied, leaving the farm half-applied.
+    let f = farm("demo", |s| {
+        s.resources.worker.limits.insert("cpu".into(), "lots".into());
+    });
+    // reconcile_once also checks that the reconcile ends normally (no retry with backoff).
+    let (calls, _) = reconcile_once(&f, World::default(), Ok(healthy_state())).await;
+    for role in ["master", "worker", "client"] {
+        calls.none("PATCH", &deployment_path(&format!("demo-{role}")));
+    }
+    let status = calls.status();
+    assert_eq!(condition(&status, "Ready"), ("False".into(), "InvalidSpec".into()));
+    let ready = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready");
+    let message = ready.unwrap()["message"].as_str().unwrap().to_string();
+    assert!(
+        message.starts_with("spec.resources.worker.limits.cpu: \"lots\" is not a quantity"),
+        "{message}"
+    );
+    let event = calls.event("InvalidSpec");
+    assert_eq!(event.body["type"], "Warning");
+    assert_eq!(event.body["note"], message.as_str());
+    assert_eq!(calls.event_reasons(), ["InvalidSpec"]);
+}
+
 fn chaos_farm(edit: impl FnOnce(&mut super::crd::ChaosSpec)) -> TaskFarm {
     farm("demo", |s| {
         s.chaos.enabled = true;
@@ -503,6 +533,12 @@ async fn a_refused_apply_fails_the_reconcile_and_backs_off() {
     let (ctx, server, _) = context(world, Ok(healthy_state()));
     let err = super::controller::reconcile(f.clone(), ctx.clone()).await.unwrap_err();
     assert!(err.to_string().contains("quantities"), "{err}");
+    // The error names the step and the Deployment.
+    assert!(
+        matches!(&err, super::controller::Error::Apply { deployment, .. } if deployment == "demo-master"),
+        "{err:?}"
+    );
+    assert_eq!(err.step(), "apply");
     assert_eq!(
         error_policy(f.clone(), &err, ctx.clone()),
         Action::requeue(Duration::from_secs(5))
