@@ -76,6 +76,16 @@ pub enum Command {
     /// ZooKeeper utilities.
     #[command(subcommand)]
     Zk(ZkCommand),
+    /// Copy this binary to a path (an init container puts it into a shared volume, so that a
+    /// worker can run in any image: docs/KUBERNETES.md).
+    CopySelf {
+        /// Where to write the copy (made executable).
+        dest: std::path::PathBuf,
+    },
+    /// Internal: the process between a worker and a command it runs (leads the command's
+    /// process group; kills it when the worker dies).
+    #[command(hide = true)]
+    ExecShim(crate::exec::shim::ShimArgs),
 }
 
 #[derive(Debug, Subcommand)]

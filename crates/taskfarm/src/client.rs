@@ -51,13 +51,43 @@ pub struct ClientArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SubmitArgs {
-    /// The task payload (JSON), e.g. '{"kind":"echo","message":"hi"}'.
-    pub task: String,
+    /// The task payload (JSON), e.g. '{"kind":"echo","message":"hi"}'; prints the result (JSON).
+    #[arg(required = true)]
+    pub task: Option<String>,
     /// Give up waiting for the result after this long.
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, global = true, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    #[command(subcommand)]
+    pub exec: Option<SubmitCommand>,
 }
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SubmitCommand {
+    /// Run a command the workers declare: sends this process's stdin, prints the command's
+    /// stdout and stderr as they were, and exits with its status (124 when it timed out, 128+N
+    /// when killed by signal N, 125 when the farm refused or could not run it).
+    Exec(SubmitExecArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitExecArgs {
+    /// The command's name in the workers' catalogue.
+    pub command: String,
+    /// Arguments for the command (after `--`), checked against the catalogue's pattern.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// The command's time limit (default: the catalogue's; never above it).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub time_limit: Option<Duration>,
+    /// Send no stdin (the default when stdin is a terminal).
+    #[arg(long)]
+    pub no_stdin: bool,
+}
+
+/// Exit status of `submit exec` when the farm refused the task or could not run the command.
+const EXEC_REFUSED: u8 = 125;
 
 /// Why one task's round trip stopped before a result.
 #[derive(Debug)]
@@ -512,25 +542,83 @@ pub fn render_summary(s: &Summary) -> String {
 /// `taskfarm submit`: one task, its result on stdout. Exit 0 for a success result, 3 for an
 /// error result, 1 when no result came.
 pub async fn submit_one(config: &ZkConfig, args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    let spec = TaskSpec::parse(args.task.as_bytes()).context("task")?;
+    let spec = match (&args.exec, &args.task) {
+        (Some(SubmitCommand::Exec(exec)), _) => exec_spec(exec)?,
+        (None, Some(task)) => TaskSpec::parse(task.as_bytes()).context("task")?,
+        (None, None) => anyhow::bail!("give a task (JSON) or `exec NAME`"),
+    };
+    let result = submit_and_wait(config, &spec, args.timeout).await?;
+    if args.exec.is_some() {
+        return Ok(print_exec_result(&result));
+    }
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(if result.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+/// The `exec` task of `submit exec`, with this process's stdin unless told otherwise.
+fn exec_spec(exec: &SubmitExecArgs) -> anyhow::Result<TaskSpec> {
+    use std::io::{IsTerminal as _, Read as _};
+    let stdin = if exec.no_stdin || std::io::stdin().is_terminal() {
+        None
+    } else {
+        let mut bytes = Vec::new();
+        std::io::stdin().read_to_end(&mut bytes).context("reading stdin")?;
+        Some(String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("stdin is not UTF-8 text (exec tasks carry text)"))?)
+    };
+    let spec = TaskSpec::Exec {
+        command: exec.command.clone(),
+        args: exec.args.clone(),
+        stdin,
+        timeout_ms: exec.time_limit.map(|d| d.as_millis().max(1) as u64),
+    };
+    // Through the same checks as a payload from anywhere else (size, names, limits).
+    TaskSpec::parse(&spec.to_bytes()).context("exec task")
+}
+
+/// Prints an exec result as the command's own output; returns the exit status to use.
+fn print_exec_result(result: &TaskResult) -> ExitCode {
+    use std::io::Write as _;
+    let output = result
+        .value
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<crate::exec::ExecOutput>(v.clone()).ok());
+    let Some(output) = output else {
+        eprintln!("taskfarm: {}", result.error.as_deref().unwrap_or("the task failed"));
+        return ExitCode::from(EXEC_REFUSED);
+    };
+    let _ = std::io::stdout().write_all(output.stdout.as_bytes());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(output.stderr.as_bytes());
+    for (stream, dropped) in [("stdout", output.stdout_dropped), ("stderr", output.stderr_dropped)] {
+        if dropped > 0 {
+            eprintln!("taskfarm: the first {dropped} bytes of {stream} were dropped (over the command's max_output)");
+        }
+    }
+    if let Some(error) = &result.error {
+        if output.timed_out || output.signal.is_some() {
+            eprintln!("taskfarm: {error}");
+        }
+    }
+    ExitCode::from(output.shell_status().clamp(0, 255) as u8)
+}
+
+/// Submits one task and waits for its result.
+async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) -> anyhow::Result<TaskResult> {
     let session = config.connect().await?;
     session.ensure_layout().await?;
     let id = random_id("submit");
     let task_id = format!("{id}-00000001");
-    let outcome = tokio::time::timeout(args.timeout, round_trip(&session, &id, &task_id, &spec.to_bytes())).await;
+    let outcome = tokio::time::timeout(timeout, round_trip(&session, &id, &task_id, &spec.to_bytes())).await;
     session.close().await;
     match outcome {
-        Ok(Ok(result)) => {
-            println!("{}", serde_json::to_string(&result)?);
-            Ok(if result.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(3)
-            })
-        }
+        Ok(Ok(result)) => Ok(result),
         Ok(Err(TaskError::SessionEnded)) => anyhow::bail!("the ZooKeeper session expired before the result came"),
         Ok(Err(TaskError::Fatal(reason))) => anyhow::bail!("task {task_id} lost: {reason}"),
-        Err(_) => anyhow::bail!("no result within {:?}", args.timeout),
+        Err(_) => anyhow::bail!("no result within {timeout:?}"),
     }
 }
 

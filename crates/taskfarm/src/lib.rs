@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod client;
 pub mod election;
+pub mod exec;
 pub mod health;
 pub mod logging;
 pub mod master;

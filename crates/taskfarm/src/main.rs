@@ -15,6 +15,10 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
+    // The shim starts no runtime and logs nothing: it only waits for its command.
+    if let Command::ExecShim(args) = cli.command {
+        taskfarm::exec::shim::run(args);
+    }
     taskfarm::logging::init(cli.global.log_format, false);
     // The roles are I/O-bound and light: one thread avoids cross-thread wake-ups (most of a
     // master's CPU was context switching on a multi-thread runtime; docs/BENCHMARKS.md).
@@ -53,6 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => taskfarm::worker::run(&global.zk_config()?, args, shutdown_signal()).await?,
         Command::Client(args) => return taskfarm::client::run(&global.zk_config()?, args, shutdown_signal()).await,
         Command::Submit(args) => return taskfarm::client::submit_one(&global.zk_config()?, args).await,
+        Command::CopySelf { dest } => taskfarm::exec::copy_self(&dest)?,
+        Command::ExecShim(args) => taskfarm::exec::shim::run(args),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -248,6 +248,11 @@ impl TaskResult {
         }
     }
 
+    /// A failed result that carries a value too (an `exec` task's output).
+    pub fn failure_with(self, value: Option<serde_json::Value>) -> Self {
+        Self { value, ..self }.within_limit()
+    }
+
     /// Replaces an oversize value by an error, so a commit never exceeds the znode limit.
     fn within_limit(self) -> Self {
         let size = self

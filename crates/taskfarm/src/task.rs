@@ -37,13 +37,40 @@ pub enum TaskSpec {
     },
     /// Kills the worker process that runs it (a poison task, for fault tests).
     Crash,
+    /// Runs a command the worker's catalogue declares (`crate::exec`): never an argv of the
+    /// client's choosing.
+    Exec {
+        command: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        args: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stdin: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+    },
+}
+
+/// A task's error result: the error, and for `exec` the output that goes with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFailure {
+    pub error: String,
+    pub value: Option<serde_json::Value>,
+}
+
+impl From<String> for TaskFailure {
+    fn from(error: String) -> Self {
+        Self { error, value: None }
+    }
 }
 
 fn default_fail_message() -> String {
     "task asked to fail".into()
 }
 
-const KINDS: &str = "sleep, cpu, echo, fail, crash";
+const KINDS: &str = "sleep, cpu, echo, fail, crash, exec";
+
+/// Longest `exec` time limit a task may ask for (a day); the catalogue's bound applies too.
+pub const MAX_EXEC_TIMEOUT_MS: u64 = 86_400_000;
 
 impl TaskSpec {
     /// Parses and validates a payload, with an error a person can act on.
@@ -68,6 +95,7 @@ impl TaskSpec {
             "cpu" => &["rounds", "seed"],
             "echo" => &["message"],
             "fail" => &["message"],
+            "exec" => &["command", "args", "stdin", "timeout_ms"],
             _ => &[],
         };
         if let Some(obj) = value.as_object() {
@@ -86,6 +114,31 @@ impl TaskSpec {
             TaskSpec::Cpu { rounds, .. } if *rounds > MAX_CPU_ROUNDS => {
                 Err(format!("{rounds} cpu rounds is over {MAX_CPU_ROUNDS}"))
             }
+            TaskSpec::Exec {
+                command,
+                args,
+                timeout_ms,
+                ..
+            } => {
+                crate::protocol::validate_id(command).map_err(|e| format!("exec command name: {e}"))?;
+                if args.len() > crate::exec::catalogue::MAX_MAX_ARGS {
+                    return Err(format!(
+                        "{} exec arguments is over {}",
+                        args.len(),
+                        crate::exec::catalogue::MAX_MAX_ARGS
+                    ));
+                }
+                if args.iter().any(|a| a.contains('\0')) {
+                    return Err("exec arguments must not contain NUL bytes".into());
+                }
+                match timeout_ms {
+                    Some(0) => Err("exec timeout_ms must be at least 1".into()),
+                    Some(ms) if *ms > MAX_EXEC_TIMEOUT_MS => {
+                        Err(format!("exec timeout_ms {ms} is over {MAX_EXEC_TIMEOUT_MS}"))
+                    }
+                    _ => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -94,8 +147,18 @@ impl TaskSpec {
         serde_json::to_vec(self).expect("task spec serializes")
     }
 
+    /// The time limit the task itself states, if any (the worker's catalogue may set one for
+    /// `exec` tasks that state none).
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            TaskSpec::Exec { timeout_ms, .. } => *timeout_ms,
+            _ => None,
+        }
+    }
+
     /// Runs the task. `Err` is the task's own error result, not a failure of the worker.
-    pub async fn run(&self) -> Result<serde_json::Value, String> {
+    /// `catalogue` holds the commands `exec` tasks may name (empty: none).
+    pub async fn run(&self, catalogue: &crate::exec::Catalogue) -> Result<serde_json::Value, TaskFailure> {
         match self {
             TaskSpec::Sleep { ms } => {
                 // A no-op task should cost nothing: the timer wheel rounds even 0 ms up to ~1 ms.
@@ -108,15 +171,21 @@ impl TaskSpec {
                 let (rounds, seed) = (*rounds, seed.clone());
                 let digest = tokio::task::spawn_blocking(move || cpu_digest(&seed, rounds))
                     .await
-                    .map_err(|e| format!("cpu task panicked: {e}"))?;
+                    .map_err(|e| TaskFailure::from(format!("cpu task panicked: {e}")))?;
                 Ok(serde_json::json!({ "digest": digest }))
             }
             TaskSpec::Echo { message } => Ok(message.clone()),
-            TaskSpec::Fail { message } => Err(message.clone()),
+            TaskSpec::Fail { message } => Err(message.clone().into()),
             TaskSpec::Crash => {
                 tracing::error!("running a crash task: this worker process aborts now");
                 std::process::abort();
             }
+            TaskSpec::Exec {
+                command,
+                args,
+                stdin,
+                timeout_ms,
+            } => crate::exec::run(catalogue, command, args, stdin.as_deref(), *timeout_ms).await,
         }
     }
 }
@@ -191,13 +260,22 @@ mod tests {
     #[tokio::test]
     async fn tasks_run_to_values_or_errors() {
         assert_eq!(
-            TaskSpec::Sleep { ms: 1 }.run().await.unwrap(),
+            TaskSpec::Sleep { ms: 1 }.run(&Default::default()).await.unwrap(),
             serde_json::json!({"slept_ms": 1})
         );
-        assert_eq!(TaskSpec::Fail { message: "no".into() }.run().await.unwrap_err(), "no");
+        assert_eq!(
+            TaskSpec::Fail { message: "no".into() }
+                .run(&Default::default())
+                .await
+                .unwrap_err(),
+            TaskFailure::from("no".to_string())
+        );
         let echo = TaskSpec::Echo {
             message: serde_json::json!({"a": 1}),
         };
-        assert_eq!(echo.run().await.unwrap(), serde_json::json!({"a": 1}));
+        assert_eq!(
+            echo.run(&Default::default()).await.unwrap(),
+            serde_json::json!({"a": 1})
+        );
     }
 }

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use zookeeper_client::{Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent};
 
 use crate::election::random_id;
+use crate::exec::Catalogue;
 use crate::protocol::{paths, validate_id, Assignment, TaskResult, WorkerRecord};
 use crate::task::TaskSpec;
 use crate::zk::{is_connection_loss, is_terminal, timed, PersistentWatch, ZkConfig, ZkSession};
@@ -28,6 +29,23 @@ pub struct WorkerArgs {
     /// Serve /healthz and /readyz on this address (e.g. 0.0.0.0:8080).
     #[arg(long, env = "TASKFARM_HEALTH_ADDR")]
     pub health_addr: Option<std::net::SocketAddr>,
+    /// The operator's catalogue of commands `exec` tasks may run (YAML; see README). Without
+    /// one, every `exec` task gets an error result.
+    #[arg(long, env = "TASKFARM_COMMANDS")]
+    pub commands: Option<std::path::PathBuf>,
+    /// Tasks run at once. Each slot registers as a worker of its own, `<id>-1` ... `<id>-N`
+    /// (plain `<id>` when 1), so the protocol is the same for one slot or many.
+    #[arg(long, env = "TASKFARM_SLOTS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub slots: u16,
+}
+
+/// The worker ids of a process with `slots` slots.
+pub fn slot_ids(id: &str, slots: u16) -> Vec<String> {
+    if slots == 1 {
+        vec![id.to_string()]
+    } else {
+        (1..=slots).map(|k| format!("{id}-{k}")).collect()
+    }
 }
 
 /// Runs a worker until `shutdown` resolves (the binary passes SIGTERM/SIGINT; a test, anything).
@@ -37,19 +55,35 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let id = args.id.unwrap_or_else(|| random_id("worker"));
-    validate_id(&id).context("worker id")?;
+    let slots = slot_ids(&id, args.slots);
+    for slot in &slots {
+        validate_id(slot).context("worker id")?;
+    }
+    let catalogue = Arc::new(match &args.commands {
+        Some(path) => Catalogue::load(path)?,
+        None => Catalogue::default(),
+    });
     let span = tracing::info_span!("worker", worker = %id);
     let ready = Arc::new(
         crate::health::maybe_serve(args.health_addr)
             .instrument(span.clone())
             .await?,
     );
-    span.in_scope(|| tracing::info!("worker starting"));
+    span.in_scope(|| {
+        let commands: Vec<&str> = catalogue.names().collect();
+        tracing::info!(slots = slots.len(), ?commands, "worker starting")
+    });
     crate::role::run_sessions(config, shutdown, |session| {
-        let id = id.clone();
-        let ready = ready.clone();
+        let (slots, ready, catalogue) = (slots.clone(), ready.clone(), catalogue.clone());
         async move {
-            let r = Worker::new(session, id).run(&ready).await;
+            // One session for all slots; each slot is a worker znode with its own loop.
+            let loops = slots.into_iter().map(|slot| {
+                let span = tracing::info_span!("slot", slot = %slot);
+                Worker::new(session.clone(), slot, catalogue.clone())
+                    .run(&ready)
+                    .instrument(span)
+            });
+            let r = futures::future::try_join_all(loops).await.map(|_| ());
             ready.send_replace(false);
             r
         }
@@ -80,8 +114,17 @@ struct Running {
 struct Worker {
     session: ZkSession,
     id: String,
+    catalogue: Arc<Catalogue>,
     path: String,
     states: zookeeper_client::StateWatcher,
+}
+
+impl Drop for Running {
+    /// A task that is abandoned (withdrawn, session ended, worker stopping) stops running: an
+    /// `exec` task's process group is killed with it.
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
 }
 
 /// Why the watch loop woke up.
@@ -101,12 +144,13 @@ enum Commit {
 }
 
 impl Worker {
-    fn new(session: ZkSession, id: String) -> Self {
+    fn new(session: ZkSession, id: String, catalogue: Arc<Catalogue>) -> Self {
         let states = session.client.state_watcher();
         let path = paths::worker(&id);
         Self {
             session,
             id,
+            catalogue,
             path,
             states,
         }
@@ -307,6 +351,7 @@ impl Worker {
         let client = self.session.client.clone();
         let limit = self.session.request_timeout();
         let (task, worker) = (assignment.task.clone(), self.id.clone());
+        let catalogue = self.catalogue.clone();
         let attempt = assignment.attempt;
         let handle = tokio::spawn(
             async move {
@@ -324,9 +369,10 @@ impl Worker {
                     // Version 0 is the payload; anything later is already a result (someone else's
                     // commit landed: ours will fail its version check).
                     Ok((bytes, stat)) if stat.version == 0 => match TaskSpec::parse(&bytes) {
-                        Ok(spec) => match spec.run().await {
+                        Ok(spec) => match spec.run(&catalogue).await {
                             Ok(value) => TaskResult::success(value, &worker, attempt, elapsed_ms(started)),
-                            Err(error) => TaskResult::failure(error, Some(&worker), attempt, elapsed_ms(started)),
+                            Err(f) => TaskResult::failure(f.error, Some(&worker), attempt, elapsed_ms(started))
+                                .failure_with(f.value),
                         },
                         Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
                     },

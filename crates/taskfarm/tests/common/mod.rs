@@ -275,3 +275,42 @@ pub fn assignment_of(data: Option<&[u8]>) -> Option<taskfarm::protocol::Assignme
     let record = taskfarm::protocol::WorkerRecord::parse(data?).ok()?;
     record.assignment().ok().flatten()
 }
+
+/// Pids of live processes whose command line contains `needle` (read from /proc; a zombie has
+/// an empty command line and does not count).
+pub fn processes_with(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(needle) && pid != std::process::id() as i32 {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until process `pid` (any process, not only a child) has exited: on a pidfd, which
+/// becomes readable when the process ends (an event, not a poll).
+pub async fn wait_gone(pid: i32, what: &str) {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new file descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return; // ESRCH: already gone.
+    }
+    // SAFETY: the descriptor was just returned to us and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open for as long as it lives.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| e.to_string())
+        .unwrap();
+    let _ready = tokio::time::timeout(LIMIT, fd.readable())
+        .await
+        .unwrap_or_else(|_| panic!("{what} (pid {pid}) still runs after {LIMIT:?}"))
+        .unwrap();
+}
