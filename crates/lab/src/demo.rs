@@ -13,8 +13,8 @@ use nix::sys::signal::Signal;
 use rand::seq::IndexedRandom as _;
 
 use crate::farm::{new_run_dir, read_deliveries, read_summary, LocalFarm, Role};
-use taskfarm_harness::{ZkCluster, ZkOptions};
 use taskfarm::protocol::FarmStatus;
+use taskfarm_harness::{ZkCluster, ZkOptions};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {

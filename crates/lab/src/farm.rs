@@ -9,11 +9,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nix::sys::signal::Signal;
 
-use taskfarm_harness::ZkCluster;
-use taskfarm_harness::process::ChildGuard;
-use taskfarm_harness::RoleCommand;
 pub use taskfarm::role::Role;
 use taskfarm::zk::{ZkConfig, ZkSession};
+use taskfarm_harness::process::ChildGuard;
+use taskfarm_harness::RoleCommand;
+use taskfarm_harness::ZkCluster;
 
 /// One role process and how to start it again.
 #[derive(Debug)]

@@ -5,35 +5,108 @@
 //! than for fixed times), checks the invariants from the clients' own records and from
 //! ZooKeeper, and yields table rows. The run exits non-zero when an invariant breaks.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+use clap::builder::PossibleValue;
+use clap::{Args, ValueEnum};
 use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 use zookeeper_client::EventType;
 
 use crate::farm::{new_run_dir, read_deliveries, read_summary, LocalFarm, Role};
-use taskfarm_harness::{ZkCluster, ZkOptions};
 use taskfarm::protocol::{FarmStatus, TaskRecord, TaskState, WorkerRecord};
 use taskfarm::zk::ZkSession;
+use taskfarm_harness::{ZkCluster, ZkOptions};
 
-pub const SCENARIOS: [&str; 7] = [
-    "1-1-1",
-    "1-2-1",
-    "2-2-1",
-    "2-2-2",
-    "master-lag",
-    "zk-cluster",
-    "zk-failure",
-];
+/// The seed's scenarios, named on the command line as the seed names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// 1 master, 1 worker, 1 client: the worker dies before and while executing; the client dies.
+    #[value(name = "1-1-1")]
+    OneOneOne,
+    /// 1 master, 2 workers, 1 client: a worker dies; the other takes over its task.
+    #[value(name = "1-2-1")]
+    OneTwoOne,
+    /// 1 master, 2 workers, 2 clients: workers compete; no task runs twice, no worker idles.
+    #[value(name = "2-2-1")]
+    TwoTwoOne,
+    /// 2 masters, 2 workers, 2 clients: the leader dies; the backup resumes.
+    #[value(name = "2-2-2")]
+    TwoTwoTwo,
+    /// The leader frozen longer and shorter than its session timeout.
+    MasterLag,
+    /// The same workload on a standalone server and on an ensemble.
+    ZkCluster,
+    /// ZooKeeper servers die: a follower, the leader, then two (quorum lost).
+    ZkFailure,
+}
+
+impl Scenario {
+    async fn run(self, ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
+        match self {
+            Scenario::OneOneOne => one_one_one(ctx).await,
+            Scenario::OneTwoOne => one_two_one(ctx).await,
+            Scenario::TwoTwoOne => two_two_one(ctx).await,
+            Scenario::TwoTwoTwo => two_two_two(ctx).await,
+            Scenario::MasterLag => master_lag(ctx).await,
+            Scenario::ZkCluster => zk_cluster(ctx).await,
+            Scenario::ZkFailure => zk_failure(ctx).await,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.to_possible_value().expect("no scenario is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
+/// What to run: one scenario, or `all` of them in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    One(Scenario),
+    All,
+}
+
+impl Selection {
+    pub fn scenarios(self) -> Vec<Scenario> {
+        match self {
+            Selection::One(s) => vec![s],
+            Selection::All => Scenario::value_variants().to_vec(),
+        }
+    }
+}
+
+/// The scenarios' own values, then `all`.
+impl ValueEnum for Selection {
+    fn value_variants<'a>() -> &'a [Self] {
+        static VARIANTS: LazyLock<Vec<Selection>> = LazyLock::new(|| {
+            let one = Scenario::value_variants().iter().map(|&s| Selection::One(s));
+            one.chain([Selection::All]).collect()
+        });
+        &VARIANTS
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        match self {
+            Selection::One(s) => s.to_possible_value(),
+            Selection::All => Some(PossibleValue::new("all").help("Every scenario, one after the other")),
+        }
+    }
+}
 
 #[derive(Debug, Args)]
 pub struct ScenarioArgs {
-    /// A scenario name (1-1-1, 1-2-1, 2-2-1, 2-2-2, master-lag, zk-cluster, zk-failure) or `all`.
-    pub name: String,
+    /// A scenario, or `all`.
+    #[arg(value_enum)]
+    pub name: Selection,
     /// Shorter runs (fewer tasks), as CI uses.
     #[arg(long)]
     pub quick: bool,
@@ -72,43 +145,26 @@ pub struct Row {
 const LIMIT: Duration = Duration::from_secs(120);
 
 pub async fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
-    let names: Vec<&str> = if args.name == "all" {
-        SCENARIOS.to_vec()
-    } else if SCENARIOS.contains(&args.name.as_str()) {
-        vec![args.name.as_str()]
-    } else {
-        bail!(
-            "unknown scenario {:?}; expected `all` or one of {}",
-            args.name,
-            SCENARIOS.join(", ")
-        );
-    };
     let run_dir = match &args.run_dir {
         Some(d) => d.clone(),
         None => new_run_dir("scenario")?,
     };
     let mut rows = Vec::new();
-    for name in names {
-        eprintln!("scenario {name}: running (logs in {})", run_dir.join(name).display());
+    for name in args.name.scenarios() {
         let ctx = Ctx {
-            run_dir: run_dir.join(name),
+            scenario: name,
+            run_dir: run_dir.join(name.to_string()),
             quick: args.quick,
             session_timeout: args.role_session_timeout,
         };
-        let result = match name {
-            "1-1-1" => one_one_one(&ctx).await,
-            "1-2-1" => one_two_one(&ctx).await,
-            "2-2-1" => two_two_one(&ctx).await,
-            "2-2-2" => two_two_two(&ctx).await,
-            "master-lag" => master_lag(&ctx).await,
-            "zk-cluster" => zk_cluster(&ctx).await,
-            "zk-failure" => zk_failure(&ctx).await,
-            _ => unreachable!(),
-        };
+        eprintln!("scenario {name}: running (logs in {})", ctx.run_dir.display());
+        // Whatever the lab itself logs during a scenario says which one.
+        let span = tracing::info_span!("scenario", scenario = %name);
+        let result = name.run(&ctx).instrument(span).await;
         match result {
             Ok(mut r) => rows.append(&mut r),
             Err(e) => rows.push(Row {
-                scenario: name.into(),
+                scenario: name.to_string(),
                 ok: false,
                 notes: format!("error: {e:#}"),
                 ..Row::default()
@@ -163,12 +219,22 @@ pub fn render_table(rows: &[Row]) -> String {
 }
 
 struct Ctx {
+    scenario: Scenario,
     run_dir: PathBuf,
     quick: bool,
     session_timeout: Duration,
 }
 
 impl Ctx {
+    /// A row of this scenario's table.
+    fn row(&self, case: &str) -> Row {
+        Row {
+            scenario: self.scenario.to_string(),
+            case: case.into(),
+            ..Row::default()
+        }
+    }
+
     fn tasks(&self, full: u64, quick: u64) -> u64 {
         if self.quick {
             quick
@@ -286,6 +352,17 @@ impl Stage {
         .await
     }
 
+    /// m1 leading, then m2 as its backup (in that order: the first candidate leads), and workers.
+    async fn leader_and_backup(&mut self, workers: &[&str]) -> anyhow::Result<()> {
+        self.farm.spawn(Role::Master, "m1", &[])?;
+        self.wait_status("m1 leading", |s| s.leader == "m1").await?;
+        self.farm.spawn(Role::Master, "m2", &[])?;
+        for w in workers {
+            self.farm.spawn(Role::Worker, w, &[])?;
+        }
+        Ok(())
+    }
+
     /// Waits until no task or data znode is left.
     async fn wait_clean(&self) -> anyhow::Result<()> {
         taskfarm::waits::children(&self.observer, "/tasks", LIMIT, "tasks cleaned up", |c| {
@@ -350,14 +427,6 @@ impl Stage {
     }
 }
 
-fn row(scenario: &str, case: &str) -> Row {
-    Row {
-        scenario: scenario.into(),
-        case: case.into(),
-        ..Row::default()
-    }
-}
-
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
@@ -380,7 +449,7 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let t0 = Instant::now();
     st.farm.signal("w1", Signal::SIGKILL)?;
     st.farm.restart("w1")?;
-    let mut r = row("1-1-1", "worker killed before executing");
+    let mut r = ctx.row("worker killed before executing");
     st.finish(&mut r, &["c1"]).await?;
     r.recovery_ms = Some(ms(t0.elapsed()));
     r.notes
@@ -399,7 +468,7 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let attempt = st
         .wait_task(&task, "the task re-assigned", |r| (r.attempt >= 2).then_some(r.attempt))
         .await?;
-    let mut r = row("1-1-1", "worker killed while executing");
+    let mut r = ctx.row("worker killed while executing");
     r.recovery_ms = Some(ms(t0.elapsed()));
     st.finish(&mut r, &["c1"]).await?;
     r.notes.push_str(&format!(
@@ -422,8 +491,6 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     rows.push(Row {
-        scenario: "1-1-1".into(),
-        case: "client killed with tasks in flight".into(),
         zk: st.zk_label.clone(),
         submitted: in_flight,
         recovery_ms: Some(ms(t0.elapsed())),
@@ -431,7 +498,7 @@ async fn one_one_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         notes: format!(
             "{in_flight} tasks in flight vanished with the client's session; worker freed; nothing left behind"
         ),
-        ..Row::default()
+        ..ctx.row("client killed with tasks in flight")
     });
     Ok(rows)
 }
@@ -453,7 +520,7 @@ async fn one_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
                 .then(|| r.worker.clone().unwrap_or_default())
         })
         .await?;
-    let mut r = row("1-2-1", "a worker is killed while executing");
+    let mut r = ctx.row("a worker is killed while executing");
     r.recovery_ms = Some(ms(t0.elapsed()));
     st.finish(&mut r, &["c1"]).await?;
     r.notes.push_str(&format!(
@@ -497,7 +564,7 @@ async fn two_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
             }
         }
     }
-    let mut r = row("2-2-1", "two clients, workers compete");
+    let mut r = ctx.row("two clients, workers compete");
     st.finish(&mut r, &["c1", "c2"]).await?;
     let reruns = count_reruns(&st, &["c1", "c2"]);
     r.ok &= reruns == 0 && idle_runs == 0;
@@ -531,11 +598,7 @@ async fn two_two_two(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         let mut st = ctx
             .start(&format!("leader-{}", signal.as_str().to_lowercase()), 1)
             .await?;
-        st.farm.spawn(Role::Master, "m1", &[])?;
-        st.wait_status("m1 leading", |s| s.leader == "m1").await?;
-        st.farm.spawn(Role::Master, "m2", &[])?;
-        st.farm.spawn(Role::Worker, "w1", &[])?;
-        st.farm.spawn(Role::Worker, "w2", &[])?;
+        st.leader_and_backup(&["w1", "w2"]).await?;
         let n = ctx.tasks(300, 100);
         st.spawn_client("c1", n, 4, r#"{"kind":"sleep","ms":10}"#)?;
         st.spawn_client("c2", n, 4, r#"{"kind":"sleep","ms":10}"#)?;
@@ -544,7 +607,7 @@ async fn two_two_two(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         st.farm.signal("m1", signal)?;
         let after = st.wait_status("the backup leading", |s| s.leader == "m2").await?;
         let recovery = t0.elapsed();
-        let mut r = row("2-2-2", &format!("leader {}", signal.as_str()));
+        let mut r = ctx.row(&format!("leader {}", signal.as_str()));
         st.finish(&mut r, &["c1", "c2"]).await?;
         r.recovery_ms = Some(ms(recovery));
         r.ok &= after.epoch > before.epoch;
@@ -563,11 +626,7 @@ async fn master_lag(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
 
     let mut st = ctx.start("long-freeze", 1).await?;
-    st.farm.spawn(Role::Master, "m1", &[])?;
-    st.wait_status("m1 leading", |s| s.leader == "m1").await?;
-    st.farm.spawn(Role::Master, "m2", &[])?;
-    st.farm.spawn(Role::Worker, "w1", &[])?;
-    st.farm.spawn(Role::Worker, "w2", &[])?;
+    st.leader_and_backup(&["w1", "w2"]).await?;
     let n = ctx.tasks(300, 100);
     st.spawn_client("c1", n, 4, r#"{"kind":"sleep","ms":10}"#)?;
     let before = st.wait_status("progress", |s| s.completed_total >= n / 5).await?;
@@ -582,7 +641,7 @@ async fn master_lag(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     })
     .await?;
     st.farm.signal("m1", Signal::SIGCONT)?;
-    let mut r = row("master-lag", "leader frozen > session timeout");
+    let mut r = ctx.row("leader frozen > session timeout");
     st.finish(&mut r, &["c1"]).await?;
     let log = std::fs::read_to_string(st.farm.log_path("m1")).unwrap_or_default();
     let stepped_down = log
@@ -607,10 +666,7 @@ async fn master_lag(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 
     // A freeze shorter than the session timeout: the session survives, no failover.
     let mut st = ctx.start("short-freeze", 1).await?;
-    st.farm.spawn(Role::Master, "m1", &[])?;
-    st.wait_status("m1 leading", |s| s.leader == "m1").await?;
-    st.farm.spawn(Role::Master, "m2", &[])?;
-    st.farm.spawn(Role::Worker, "w1", &[])?;
+    st.leader_and_backup(&["w1"]).await?;
     st.spawn_client("c1", n, 2, r#"{"kind":"sleep","ms":10}"#)?;
     let before = st.wait_status("progress", |s| s.completed_total >= n / 5).await?;
     let freeze = ctx.session_timeout / 3;
@@ -618,7 +674,7 @@ async fn master_lag(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     // The freeze itself is the fault being injected: a fixed duration is the point here.
     tokio::time::sleep(freeze).await;
     st.farm.signal("m1", Signal::SIGCONT)?;
-    let mut r = row("master-lag", "leader frozen < session timeout");
+    let mut r = ctx.row("leader frozen < session timeout");
     st.finish(&mut r, &["c1"]).await?;
     let end = st.status().await.unwrap_or_default();
     r.ok &= end.leader == "m1" && end.epoch == before.epoch;
@@ -647,7 +703,7 @@ async fn zk_cluster(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
         let n = ctx.tasks(500, 100);
         st.spawn_client("c1", n, 16, SLEEP_0)?;
         st.spawn_client("c2", n, 16, SLEEP_0)?;
-        let mut r = row("zk-cluster", "same workload (2 × sleep-0 clients, 4 workers)");
+        let mut r = ctx.row("same workload (2 × sleep-0 clients, 4 workers)");
         st.finish(&mut r, &["c1", "c2"]).await?;
         rows.push(r);
     }
@@ -763,7 +819,7 @@ async fn zk_failure(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
     ));
     // Stop the client (it reports the tasks still in flight as withdrawn) and check the rest.
     st.farm.signal("c1", Signal::SIGTERM)?;
-    let mut r = row("zk-failure", "follower, leader, then quorum lost");
+    let mut r = ctx.row("follower, leader, then quorum lost");
     st.finish(&mut r, &["c1"]).await?;
     r.notes = notes.join("; ");
     Ok(vec![r])

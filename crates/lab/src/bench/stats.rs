@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-pub use taskfarm::client::quantile;
+use taskfarm::client::quantile;
 
 /// Write transactions one task costs by the protocol: submit, assign, commit, clean-up
 /// (each one multi, so one zxid each).
@@ -126,6 +126,11 @@ pub fn parse_proc_status_kib(status: &str, key: &str) -> Option<u64> {
 
 /// Linux reports process CPU times in USER_HZ ticks, fixed at 100 per second for userland.
 pub const USER_HZ: f64 = 100.0;
+
+/// CPU clock ticks in microseconds.
+pub fn ticks_us(ticks: u64) -> f64 {
+    ticks as f64 / USER_HZ * 1e6
+}
 
 #[cfg(test)]
 mod tests {
