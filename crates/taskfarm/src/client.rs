@@ -39,6 +39,10 @@ pub struct ClientArgs {
     /// The task payload (JSON), e.g. '{"kind":"sleep","ms":100}'.
     #[arg(long, default_value = r#"{"kind":"sleep","ms":0}"#)]
     pub task: String,
+    /// Submit the tasks of a file instead: one JSON task per line (blank lines skipped), each
+    /// checked as --task is; as many tasks as lines.
+    #[arg(long, conflicts_with_all = ["task", "tasks"])]
+    pub tasks_from: Option<PathBuf>,
     /// Append every delivered result to this file as one JSON line.
     #[arg(long)]
     pub results_log: Option<PathBuf>,
@@ -104,8 +108,9 @@ async fn round_trip(
     client_id: &str,
     task_id: &str,
     payload: &[u8],
+    time_limit_ms: Option<u64>,
 ) -> Result<TaskResult, TaskError> {
-    submit(session, client_id, task_id, payload).await?;
+    submit(session, client_id, task_id, payload, time_limit_ms).await?;
     let (result, watcher) = await_result(session, task_id).await?;
     cleanup(session, task_id).await;
     // Dropped only now, when our delete has fired it: dropping an unfired watcher makes the
@@ -138,8 +143,16 @@ async fn reconnected(session: &ZkSession) -> Result<(), TaskError> {
     }
 }
 
-async fn submit(session: &ZkSession, client_id: &str, task_id: &str, payload: &[u8]) -> Result<(), TaskError> {
-    let record = TaskRecord::queued(client_id, now_ms()).to_bytes();
+async fn submit(
+    session: &ZkSession,
+    client_id: &str,
+    task_id: &str,
+    payload: &[u8],
+    time_limit_ms: Option<u64>,
+) -> Result<(), TaskError> {
+    let record = TaskRecord::queued(client_id, now_ms())
+        .with_timeout(time_limit_ms)
+        .to_bytes();
     let (task_path, data_path) = (paths::task(task_id), paths::data(task_id));
     let mut stale_waits = 0;
     loop {
@@ -375,19 +388,64 @@ pub async fn run(
     args: ClientArgs,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
-    let spec = TaskSpec::parse(args.task.as_bytes()).context("--task")?;
-    let payload: Arc<[u8]> = spec.to_bytes().into();
+    let mut args = args;
+    let workload = match &args.tasks_from {
+        None => Workload::single(TaskSpec::parse(args.task.as_bytes()).context("--task")?),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let w = Workload::from_lines(&text).with_context(|| format!("--tasks-from {}", path.display()))?;
+            args.tasks = w.len() as u64;
+            w
+        }
+    };
     let id = args.id.clone().unwrap_or_else(|| random_id("client"));
     validate_id(&id).context("client id")?;
     let span = tracing::info_span!("client", client = %id);
-    drive(config, args, id, payload, shutdown).instrument(span).await
+    drive(config, args, id, Arc::new(workload), shutdown)
+        .instrument(span)
+        .await
+}
+
+/// The payloads a client submits: task number n (from 1) carries payload (n - 1) mod len.
+#[derive(Debug)]
+struct Workload {
+    tasks: Vec<(Arc<[u8]>, Option<u64>)>,
+}
+
+impl Workload {
+    fn single(spec: TaskSpec) -> Self {
+        Self {
+            tasks: vec![(spec.to_bytes().into(), spec.time_limit_ms())],
+        }
+    }
+
+    fn from_lines(text: &str) -> anyhow::Result<Self> {
+        let mut tasks = Vec::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let spec = TaskSpec::parse(line.as_bytes()).with_context(|| format!("line {}", n + 1))?;
+            tasks.push((spec.to_bytes().into(), spec.time_limit_ms()));
+        }
+        anyhow::ensure!(!tasks.is_empty(), "no tasks in the file");
+        Ok(Self { tasks })
+    }
+
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The payload and time limit of a task id `<client>-<n>`.
+    fn task(&self, task_id: &str) -> (Arc<[u8]>, Option<u64>) {
+        let n: usize = task_id.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(1);
+        let (payload, limit) = &self.tasks[n.saturating_sub(1) % self.tasks.len()];
+        (payload.clone(), *limit)
+    }
 }
 
 async fn drive(
     config: &ZkConfig,
     args: ClientArgs,
     id: String,
-    payload: Arc<[u8]>,
+    workload: Arc<Workload>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
     let ready = crate::health::maybe_serve(args.health_addr).await?;
@@ -444,9 +502,10 @@ async fn drive(
                 } else {
                     break;
                 };
-                let (session, client_id, payload) = (session.clone(), id.clone(), payload.clone());
+                let (session, client_id) = (session.clone(), id.clone());
+                let (payload, time_limit_ms) = workload.task(&task_id);
                 inflight.spawn(async move {
-                    let r = round_trip(&session, &client_id, &task_id, &payload).await;
+                    let r = round_trip(&session, &client_id, &task_id, &payload, time_limit_ms).await;
                     (task_id, r)
                 });
             }
@@ -612,7 +671,11 @@ async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) 
     session.ensure_layout().await?;
     let id = random_id("submit");
     let task_id = format!("{id}-00000001");
-    let outcome = tokio::time::timeout(timeout, round_trip(&session, &id, &task_id, &spec.to_bytes())).await;
+    let outcome = tokio::time::timeout(
+        timeout,
+        round_trip(&session, &id, &task_id, &spec.to_bytes(), spec.time_limit_ms()),
+    )
+    .await;
     session.close().await;
     match outcome {
         Ok(Ok(result)) => Ok(result),
@@ -625,6 +688,17 @@ async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tasks_file_gives_each_task_its_own_payload_and_names_a_bad_line() {
+        let w = Workload::from_lines("{\"kind\":\"sleep\",\"ms\":5}\n\n{\"kind\":\"echo\",\"message\":2}\n").unwrap();
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.task("c-00000001").1, Some(5));
+        assert_eq!(&*w.task("c-00000002").0, br#"{"kind":"echo","message":2}"#);
+        let e = Workload::from_lines("{\"kind\":\"echo\"}\n{\"kind\":\"nope\"}\n").unwrap_err();
+        assert!(format!("{e:#}").contains("line 2"), "{e:#}");
+        assert!(Workload::from_lines("\n").is_err());
+    }
 
     #[test]
     fn quantiles_use_nearest_rank() {

@@ -155,6 +155,13 @@ pub struct TaskRecord {
     /// Milliseconds since the Unix epoch at submission (for latency figures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_ms: Option<u64>,
+    /// The task's own time limit, when it states one (written by the client): the master takes
+    /// an assignment back when this plus a grace period has passed without a commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// When the current assignment was made (written by the master with the assignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_ms: Option<u64>,
 }
 
 impl TaskRecord {
@@ -166,7 +173,14 @@ impl TaskRecord {
             worker: None,
             epoch: None,
             submitted_ms: Some(submitted_ms),
+            timeout_ms: None,
+            assigned_ms: None,
         }
+    }
+
+    /// The same record with the task's own time limit.
+    pub fn with_timeout(self, timeout_ms: Option<u64>) -> Self {
+        Self { timeout_ms, ..self }
     }
 
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
@@ -184,6 +198,18 @@ impl TaskRecord {
             attempt: self.attempt + 1,
             worker: Some(worker.to_string()),
             epoch: Some(epoch),
+            ..self.clone()
+        }
+    }
+
+    /// The record after the master took an assignment back: queued again, its attempt kept
+    /// (the next assignment counts the next attempt).
+    pub fn taken_back(&self) -> Self {
+        Self {
+            state: TaskState::Queued,
+            worker: None,
+            epoch: None,
+            assigned_ms: None,
             ..self.clone()
         }
     }

@@ -147,12 +147,15 @@ impl TaskSpec {
         serde_json::to_vec(self).expect("task spec serializes")
     }
 
-    /// The time limit the task itself states, if any (the worker's catalogue may set one for
-    /// `exec` tasks that state none).
-    pub fn timeout_ms(&self) -> Option<u64> {
+    /// The run time the task itself states, if it states one: what the client writes into
+    /// the task record for the master's deadline. (An `exec` task without `timeout_ms` runs
+    /// under its catalogue's limit, which only the worker knows.)
+    pub fn time_limit_ms(&self) -> Option<u64> {
         match self {
+            TaskSpec::Sleep { ms } => Some(*ms),
+            TaskSpec::Echo { .. } | TaskSpec::Fail { .. } => Some(0),
             TaskSpec::Exec { timeout_ms, .. } => *timeout_ms,
-            _ => None,
+            TaskSpec::Cpu { .. } | TaskSpec::Crash => None,
         }
     }
 

@@ -28,9 +28,10 @@ struct ExecFarm {
 impl ExecFarm {
     fn new(name: &str) -> Self {
         let farm = Farm::new(&shared_standalone().connect_string(), name, Duration::from_secs(2));
+        // Longer than any wait of the tests (common::LIMIT), so a sleep that is gone was killed.
         let marker = format!(
             "{}.{:06}",
-            30 + rand::random::<u8>() % 50,
+            200 + u32::from(rand::random::<u8>() % 100),
             rand::random::<u32>() % 1_000_000
         );
         let dir = farm.dir.display().to_string();
@@ -66,7 +67,7 @@ impl ExecFarm {
     argv: ["true"]
     stdin: false
   hang:
-    argv: ["sh", "-c", "sleep {marker} & echo started > {dir}/started; sleep {marker}; wait"]
+    argv: ["sh", "-c", "sleep {marker} & sleep {marker} & echo started > {dir}/started; wait"]
     timeout: 5m
   rendezvous:
     argv: ["sh", "-c", "touch {dir}/$1; while [ ! -e {dir}/a ] || [ ! -e {dir}/b ]; do sleep 0.02; done", "sh"]
@@ -253,7 +254,7 @@ async fn a_withdrawn_exec_task_has_its_whole_process_group_killed() {
     let task = exec("hang").to_string();
     let client = f.farm.client("c1", 1, 1, &task);
     f.hang_started().await;
-    // The shim, the shell, and the two sleeps (one started in the background).
+    // The shim, the shell, and the two sleeps it started before it wrote to the fifo.
     let sleeps = processes_with(&format!("sleep {}", f.marker));
     assert_eq!(
         sleeps.len(),
@@ -327,4 +328,41 @@ async fn a_worker_refuses_a_catalogue_with_mistakes_and_names_the_line() {
     assert!(!status.success());
     let log = worker.log();
     assert!(log.contains("tiemout") && log.contains("line 6"), "{log}");
+}
+
+#[tokio::test]
+async fn a_client_submits_the_tasks_of_a_file_one_per_line() {
+    let f = ExecFarm::new("bulk");
+    let _worker = f.worker("w1", &["--slots", "2"]);
+    let lines: Vec<String> = ["one", "two", "three"]
+        .iter()
+        .map(|w| serde_json::json!({"kind":"exec","command":"checksum","stdin":w}).to_string())
+        .collect();
+    let file = f.farm.dir.join("tasks.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let results = f.farm.results_path("c1");
+    let mut client = f.farm.spawn(
+        "c1",
+        &[
+            "client",
+            "--id",
+            "c1",
+            "--tasks-from",
+            file.to_str().unwrap(),
+            "--json",
+            "--results-log",
+            results.to_str().unwrap(),
+        ],
+    );
+    let summary = client.json_summary().await;
+    assert_eq!(summary["completed"], 3, "{summary}");
+    let mut digests: Vec<String> = f
+        .farm
+        .results("c1")
+        .iter()
+        .map(|r| r["result"]["value"]["stdout"].as_str().unwrap().to_string())
+        .collect();
+    digests.sort();
+    digests.dedup();
+    assert_eq!(digests.len(), 3, "each line its own stdin: {digests:?}");
 }

@@ -56,13 +56,24 @@ pub enum Action {
         worker_version: i32,
         reason: String,
     },
+    /// Take a task back from a worker that held it past its deadline: queue the task again
+    /// (`record`) and free the worker, both at their observed versions, so the old holder's
+    /// commit can no longer land.
+    TakeBack {
+        task: String,
+        task_version: i32,
+        record: TaskRecord,
+        worker: String,
+        worker_version: i32,
+        reason: String,
+    },
 }
 
 impl Action {
     /// The task and worker znodes the action writes.
     pub fn nodes(&self) -> (Option<&str>, Option<&str>) {
         match self {
-            Action::Assign { task, worker, .. } => (Some(task), Some(worker)),
+            Action::Assign { task, worker, .. } | Action::TakeBack { task, worker, .. } => (Some(task), Some(worker)),
             Action::FailTask { task, .. } => (Some(task), None),
             Action::ClearWorker { worker, .. } => (None, Some(worker)),
         }
@@ -109,6 +120,25 @@ pub struct Index {
     waiting_on_worker: HashMap<String, Vec<String>>,
     /// Workers whose check waits on a task's next observation.
     waiting_on_task: HashMap<String, Vec<String>>,
+    /// The caller's clock (ms since the Unix epoch), stamped on assignments.
+    now_ms: u64,
+    /// When we first saw an assignment that carries no `assigned_ms` (made by an older
+    /// master): its deadline counts from then.
+    first_seen_assigned: HashMap<String, u64>,
+    /// Decisions taken outside [`Index::decide`] (deadlines), handed out by its next call.
+    queued_actions: Vec<Action>,
+    /// Workers that held a task past its deadline: wedged, given nothing more until their
+    /// znode goes (a restarted worker registers afresh).
+    quarantined: HashSet<String>,
+}
+
+/// How long an assignment may go without a commit before the master takes it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// For tasks whose record states no `timeout_ms`.
+    pub default_limit_ms: u64,
+    /// Added to every limit: the worker's own SIGTERM grace, its commit, clock skew.
+    pub grace_ms: u64,
 }
 
 impl Index {
@@ -132,6 +162,87 @@ impl Index {
             new_reports: Vec::new(),
             waiting_on_worker: HashMap::new(),
             waiting_on_task: HashMap::new(),
+            now_ms: 0,
+            first_seen_assigned: HashMap::new(),
+            queued_actions: Vec::new(),
+            quarantined: HashSet::new(),
+        }
+    }
+
+    /// Sets the clock that stamps assignments (`assigned_ms`) and judges deadlines.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// Finds assignments past their deadline (assigned + the task's limit + grace, with no
+    /// commit): each is taken back, or failed once it has used up its attempts. The actions
+    /// come out of the next [`Index::decide`]. O(tasks): called about once a second.
+    pub fn expire(&mut self, deadlines: Deadlines) {
+        let now = self.now_ms;
+        let mut due = Vec::new();
+        let mut unstamped = Vec::new();
+        for (t, obs) in &self.tasks {
+            let Ok(record) = &obs.record else { continue };
+            if record.state != TaskState::Assigned || self.task_claims.contains_key(t) || self.retiring.contains(t) {
+                continue;
+            }
+            let Some(w) = record.worker.as_deref() else { continue };
+            let held = matches!(self.workers.get(w).map(|o| &o.assignment), Some(Ok(Some(a))) if a.task == *t);
+            if !held || self.worker_claims.contains_key(w) {
+                continue; // orphaned or in flux: the usual decisions handle it
+            }
+            let assigned_at = match (record.assigned_ms, self.first_seen_assigned.get(t)) {
+                (Some(at), _) => at,
+                (None, Some(&seen)) => seen,
+                (None, None) => {
+                    unstamped.push(t.clone());
+                    continue;
+                }
+            };
+            let limit = record.timeout_ms.unwrap_or(deadlines.default_limit_ms) + deadlines.grace_ms;
+            if now > assigned_at.saturating_add(limit) {
+                due.push((t.clone(), w.to_string(), limit));
+            }
+        }
+        for t in unstamped {
+            self.first_seen_assigned.insert(t, now);
+        }
+        for (t, w, limit) in due {
+            let obs = &self.tasks[&t];
+            let record = obs.record.as_ref().expect("checked above");
+            let task_version = obs.version;
+            self.task_claims.insert(t.clone(), task_version + 1);
+            if record.attempt >= self.max_attempts {
+                let result = TaskResult::failure(
+                    format!(
+                        "abandoned: no result within its deadline ({limit} ms) on each of {} attempts",
+                        record.attempt
+                    ),
+                    None,
+                    record.attempt,
+                    0,
+                );
+                self.queued_actions.push(Action::FailTask {
+                    task: t,
+                    task_version,
+                    result,
+                });
+            } else {
+                let worker_version = self.workers[&w].version;
+                self.worker_claims.insert(w.clone(), worker_version + 1);
+                self.quarantined.insert(w.clone());
+                self.new_reports.push(format!(
+                    "worker {w} held task {t} past its deadline: it gets no more tasks until it registers again"
+                ));
+                self.queued_actions.push(Action::TakeBack {
+                    record: record.taken_back(),
+                    reason: format!("no result within its deadline ({limit} ms after the assignment)"),
+                    task: t,
+                    task_version,
+                    worker: w,
+                    worker_version,
+                });
+            }
         }
     }
 
@@ -179,6 +290,7 @@ impl Index {
             None => {
                 self.task_claims.remove(id);
                 self.retiring.remove(id);
+                self.first_seen_assigned.remove(id);
                 self.reported.remove(&format!("/tasks/{id}"));
                 let gone = self.tasks.remove(id);
                 // A running task's record vanishes when its result is committed (or when its
@@ -225,6 +337,7 @@ impl Index {
             }
             None => {
                 self.worker_claims.remove(id);
+                self.quarantined.remove(id);
                 self.reported.remove(&format!("/workers/{id}"));
                 self.workers.remove(id)
             }
@@ -268,6 +381,17 @@ impl Index {
                 task_obs(task, *task_version, record),
                 worker_obs(worker, *worker_version, Some(assignment)),
             ),
+            Action::TakeBack {
+                task,
+                task_version,
+                record,
+                worker,
+                worker_version,
+                ..
+            } => (
+                task_obs(task, *task_version, record),
+                worker_obs(worker, *worker_version, None),
+            ),
             // The task's record is deleted: its observation is the deletion event itself.
             Action::FailTask { .. } => (None, None),
             Action::ClearWorker {
@@ -282,6 +406,11 @@ impl Index {
         // node since (e.g. an assignment after a failed repair), and its claim must stand.
         let (task_version, worker_version) = match action {
             Action::Assign {
+                task_version,
+                worker_version,
+                ..
+            }
+            | Action::TakeBack {
                 task_version,
                 worker_version,
                 ..
@@ -326,7 +455,7 @@ impl Index {
 
     /// The writes to make now, given everything observed so far.
     pub fn decide(&mut self) -> Vec<Action> {
-        let mut actions = Vec::new();
+        let mut actions = std::mem::take(&mut self.queued_actions);
         for w in std::mem::take(&mut self.touched_workers) {
             self.evaluate_worker(&w, &mut actions);
         }
@@ -362,6 +491,10 @@ impl Index {
             .as_ref()
             .expect("assignable tasks have a valid record")
             .assigned(worker, self.epoch);
+        let record = TaskRecord {
+            assigned_ms: Some(self.now_ms),
+            ..record
+        };
         let task_version = obs.version;
         let worker_version = self.workers[worker].version;
         let assignment = Assignment {
@@ -396,6 +529,7 @@ impl Index {
         }
         match &obs.assignment {
             Err(e) => self.report(&format!("/workers/{w}"), format!("/workers/{w} ignored: {e}")),
+            Ok(None) if self.quarantined.contains(w) => {}
             Ok(None) => self.free.push_back(w.to_string()),
             Ok(Some(a)) => {
                 if self.task_claims.contains_key(&a.task) {
@@ -498,6 +632,7 @@ impl Index {
 
     fn is_free(&self, w: &str) -> bool {
         !self.worker_claims.contains_key(w)
+            && !self.quarantined.contains(w)
             && self
                 .workers
                 .get(w)
@@ -530,7 +665,10 @@ impl Index {
         let mut c = Counts::default();
         for (id, w) in self.workers.iter().filter(|(_, w)| w.ephemeral) {
             c.workers += 1;
-            if matches!(w.assignment, Ok(None)) && !self.worker_claims.contains_key(id) {
+            if matches!(w.assignment, Ok(None))
+                && !self.worker_claims.contains_key(id)
+                && !self.quarantined.contains(id)
+            {
                 c.free_workers += 1;
             }
         }
@@ -947,5 +1085,130 @@ mod tests {
         index.observe_worker("w2", Some(free(0)));
         let again = index.decide();
         assert_eq!(assigned_pairs(&again), vec![("t1".into(), "w2".into())]);
+    }
+
+    const DEADLINES: Deadlines = Deadlines {
+        default_limit_ms: 60_000,
+        grace_ms: 500,
+    };
+
+    /// One worker, one task stating a 1 s limit, assigned at t = 10 s.
+    fn assigned_at_ten_seconds(max_attempts: u32) -> (Index, Assignment) {
+        let task = TaskObs {
+            record: Ok(TaskRecord::queued("c1", 0).with_timeout(Some(1000))),
+            version: 0,
+            created: 1,
+        };
+        let mut index = Index::from_scan(5, max_attempts, vec![("w1".into(), free(0))], vec![("t1".into(), task)]);
+        index.set_clock(10_000);
+        let actions = index.decide();
+        let Action::Assign { record, .. } = &actions[0] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(record.assigned_ms, Some(10_000));
+        let a = observe_assign(&mut index, &actions[0]);
+        (index, a)
+    }
+
+    #[test]
+    fn an_assignment_past_its_deadline_is_taken_back_and_assigned_again() {
+        let (mut index, _) = assigned_at_ten_seconds(3);
+        // Limit 1 s + grace 0.5 s: not yet at 11.5 s.
+        index.set_clock(11_500);
+        index.expire(DEADLINES);
+        assert!(index.decide().is_empty());
+        index.set_clock(11_501);
+        index.expire(DEADLINES);
+        let actions = index.decide();
+        let [Action::TakeBack {
+            task,
+            record,
+            worker,
+            worker_version,
+            ..
+        }] = &actions[..]
+        else {
+            panic!("{actions:?}")
+        };
+        assert_eq!((task.as_str(), worker.as_str(), *worker_version), ("t1", "w1", 1));
+        assert_eq!(
+            (record.state, record.attempt, record.worker.as_deref()),
+            (TaskState::Queued, 1, None)
+        );
+        // Nothing more while the take-back is in flight.
+        index.expire(DEADLINES);
+        assert!(index.decide().is_empty());
+        let (task_obs, worker_obs) = index.written(&actions[0]);
+        index.observe_task("t1", task_obs);
+        index.observe_worker("w1", worker_obs);
+        assert!(index
+            .take_reports()
+            .iter()
+            .any(|r| r.contains("worker w1 held task t1")));
+        // Queued again, but not for the wedged worker: it is quarantined.
+        assert!(index.decide().is_empty());
+        assert_eq!(index.counts().free_workers, 0);
+        // Another worker gets it as the next attempt, freshly stamped.
+        index.observe_worker("w2", Some(free(0)));
+        let again = index.decide();
+        let [Action::Assign { record, worker, .. }] = &again[..] else {
+            panic!("{again:?}")
+        };
+        assert_eq!(
+            (worker.as_str(), record.attempt, record.assigned_ms),
+            ("w2", 2, Some(11_501))
+        );
+        // The wedged worker, restarted, registers afresh and is trusted again.
+        index.observe_worker("w1", None);
+        index.observe_worker("w1", Some(free(0)));
+        assert_eq!(index.counts().free_workers, 1);
+    }
+
+    #[test]
+    fn a_task_past_its_deadline_on_its_last_attempt_is_failed() {
+        let (mut index, _) = assigned_at_ten_seconds(1);
+        index.set_clock(20_000);
+        index.expire(DEADLINES);
+        let actions = index.decide();
+        let [Action::FailTask { task, result, .. }] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(task, "t1");
+        assert!(result.error.as_deref().unwrap().contains("deadline"), "{result:?}");
+    }
+
+    #[test]
+    fn an_unstamped_assignment_counts_from_when_it_was_first_seen_and_a_stated_limit_wins() {
+        // Assigned by a master that wrote no assigned_ms; no limit stated: the default applies.
+        let a = Assignment {
+            task: "t1".into(),
+            epoch: 4,
+            attempt: 1,
+            task_version: 1,
+        };
+        let task = TaskObs {
+            record: Ok(TaskRecord::queued("c1", 0).assigned("w1", 4)),
+            version: 1,
+            created: 1,
+        };
+        let mut index = Index::from_scan(5, 3, vec![("w1".into(), busy(&a, 1))], vec![("t1".into(), task)]);
+        assert!(index.decide().is_empty());
+        index.set_clock(1_000_000);
+        index.expire(DEADLINES); // first seen now
+        index.set_clock(1_000_000 + 60_500);
+        index.expire(DEADLINES);
+        assert!(index.decide().is_empty(), "not past 60 s + 0.5 s yet");
+        index.set_clock(1_000_000 + 60_501);
+        index.expire(DEADLINES);
+        assert!(matches!(&index.decide()[..], [Action::TakeBack { .. }]));
+    }
+
+    #[test]
+    fn an_orphaned_task_is_left_to_the_usual_repair_not_taken_back() {
+        let (mut index, _) = assigned_at_ten_seconds(3);
+        index.observe_worker("w1", None);
+        index.set_clock(99_000);
+        index.expire(DEADLINES);
+        assert!(index.decide().iter().all(|a| !matches!(a, Action::TakeBack { .. })));
     }
 }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use zookeeper_client::{Client, Error as ZkError, EventType, MultiWriteError, SessionState, WatchedEvent};
 
-use self::index::{Action, Index, TaskObs, WorkerObs};
+use self::index::{Action, Deadlines, Index, TaskObs, WorkerObs};
 use crate::election::{campaign, candidate_info, random_id, Leadership};
 use crate::protocol::{now_ms, paths, validate_id, FarmStatus, TaskRecord, WorkerRecord};
 use crate::zk::{timed, PersistentWatch, ZkConfig, ZkSession};
@@ -34,6 +34,15 @@ pub struct MasterArgs {
     /// Assignments to workers that vanished before a task is failed as poison.
     #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
+    /// Deadline of an assignment whose task states no time limit: past it (plus the grace
+    /// below) without a commit, the leader takes the task back. Keep it above the longest
+    /// `timeout` in the workers' command catalogues.
+    #[arg(long, env = "TASKFARM_ASSIGNMENT_TIMEOUT", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub assignment_timeout: Duration,
+    /// Added to every assignment's time limit before it is taken back (the worker's own
+    /// SIGTERM grace, its commit, clock differences between hosts).
+    #[arg(long, env = "TASKFARM_ASSIGNMENT_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub assignment_grace: Duration,
     /// How often the leader rewrites /status.
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub status_interval: Duration,
@@ -197,6 +206,13 @@ impl<'a> Leader<'a> {
         &self.session.client
     }
 
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            default_limit_ms: self.args.assignment_timeout.as_millis() as u64,
+            grace_ms: self.args.assignment_grace.as_millis() as u64,
+        }
+    }
+
     /// Leads until leadership is lost; returns why.
     async fn lead(
         &mut self,
@@ -223,6 +239,7 @@ impl<'a> Leader<'a> {
                 rescan = false;
             }
             if !rescan {
+                index.set_clock(now_ms());
                 for report in index.take_reports() {
                     tracing::warn!("{report}");
                 }
@@ -284,6 +301,8 @@ impl<'a> Leader<'a> {
                     for worker in index.tick() {
                         reads.push_back(self.read(Kind::Worker, worker));
                     }
+                    index.set_clock(now_ms());
+                    index.expire(self.deadlines());
                     if let Some(reason) = self.write_status(&index).await {
                         return Ok(reason);
                     }
@@ -473,7 +492,12 @@ impl<'a> Leader<'a> {
             Ok(()) => {
                 match &action {
                     Action::FailTask { task, result, .. } => {
-                        tracing::warn!(task, attempts = result.attempt, "task failed as poison")
+                        tracing::warn!(task, attempts = result.attempt, error = result.error, "task failed")
+                    }
+                    Action::TakeBack {
+                        task, worker, reason, ..
+                    } => {
+                        tracing::warn!(task, worker, reason, "took the task back from its worker")
                     }
                     Action::ClearWorker { worker, reason, .. } => {
                         tracing::info!(worker, reason, "withdrew a worker's assignment")
@@ -632,6 +656,21 @@ async fn fenced_commit(
             Action::ClearWorker {
                 worker, worker_version, ..
             } => {
+                multi.add_set_data(
+                    &paths::worker(worker),
+                    &WorkerRecord::free().to_bytes(),
+                    Some(*worker_version),
+                )?;
+            }
+            Action::TakeBack {
+                task,
+                task_version,
+                record,
+                worker,
+                worker_version,
+                ..
+            } => {
+                multi.add_set_data(&paths::task(task), &record.to_bytes(), Some(*task_version))?;
                 multi.add_set_data(
                     &paths::worker(worker),
                     &WorkerRecord::free().to_bytes(),
