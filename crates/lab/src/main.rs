@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use taskfarm::binary::Threads;
 use taskfarm::logging::LogFormat;
 
 #[derive(Debug, Parser)]
@@ -34,37 +35,20 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match taskfarm::binary::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     // The lab's own ZooKeeper client's reconnection chatter is noise next to its tables.
     taskfarm::logging::init(cli.log_format, true);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
+    taskfarm::binary::run(Threads::Many, async {
         match cli.command {
             Command::Demo(args) => taskfarm_lab::demo::run(args).await,
             Command::Scenario(args) => taskfarm_lab::scenario::run(args).await,
             Command::Bench(args) => taskfarm_lab::bench::run(args).await,
             Command::Soak(args) => taskfarm_lab::soak::run(args).await,
         }
-    });
-    match outcome {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 #[cfg(test)]

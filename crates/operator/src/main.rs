@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use taskfarm::binary::Threads;
 use taskfarm::logging::LogFormat;
 use taskfarm_operator::ControllerArgs;
 
@@ -22,31 +23,15 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match taskfarm::binary::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     taskfarm::logging::init(cli.log_format, false);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(taskfarm_operator::run(
-        cli.controller,
-        taskfarm::role::shutdown_signal(),
-    )) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    taskfarm::binary::run(Threads::Many, async {
+        taskfarm_operator::run(cli.controller, taskfarm::role::shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[cfg(test)]

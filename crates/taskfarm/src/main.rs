@@ -2,41 +2,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use taskfarm::binary::Threads;
 use taskfarm::cli::{Cli, Command, ZkCommand};
 use taskfarm::role::shutdown_signal;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match taskfarm::binary::parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
-            let _ = e.print();
-            return ExitCode::from(e.exit_code() as u8);
-        }
+        Err(code) => return code,
     };
     // The shim starts no runtime and logs nothing: it only waits for its command.
     if let Command::ExecShim(args) = cli.command {
         taskfarm::exec::shim::run(args);
     }
     taskfarm::logging::init(cli.global.log_format, false);
-    // The roles are I/O-bound and light: one thread avoids cross-thread wake-ups (most of a
-    // master's CPU was context switching on a multi-thread runtime; docs/BENCHMARKS.md).
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            // One clear line, no backtrace: the chain of contexts says what failed and why.
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    taskfarm::binary::run(Threads::One, run(cli))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
