@@ -245,6 +245,14 @@ async fn submit_exec_behaves_like_the_command_it_runs() {
     let (code, _, err) = run(&["nope"], "").await.unwrap();
     assert_eq!(code, 125, "{err}");
     assert!(err.contains("not declared"), "{err}");
+    // Stdin over the payload limit: refused before anything is written.
+    let big = "x".repeat(70_000);
+    let f2 = f.clone();
+    let (code, _, err) = tokio::task::spawn_blocking(move || submit_exec(&f2, &["checksum"], &big))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("65536-byte limit"), "{err}");
 }
 
 #[tokio::test]
