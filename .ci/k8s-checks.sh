@@ -117,6 +117,8 @@ render() { # NAME HELM-ARGS...: renders into $work/rendered/NAME.yaml
 }
 render operator
 render plain --set controller.enabled=false
+# The exec example in plain mode too: the chart's own catalogue ConfigMap and init container.
+render plain-exec-debian --set controller.enabled=false -f "$chart/examples/exec-debian.yaml"
 for f in "${examples[@]}"; do
   name=$(basename "$f" .yaml)
   render "example-$name" -f "$f"
@@ -171,8 +173,8 @@ check "operator/plain ownership" "$py" .ci/k8s_manifests.py ownership "$farm" "$
 check "every pod: restricted Pod Security Standard, read-only root, resources, probes" \
   "$py" .ci/k8s_manifests.py pods "${rendered_files[@]}"
 schema_in_force() {
-  if helm template "$release" "$chart" --set farm.worker=3 >/dev/null 2>&1; then
-    echo "  a misspelt value (farm.worker) rendered: values.schema.json is not in force"
+  if helm template "$release" "$chart" --set farm.master=3 >/dev/null 2>&1; then
+    echo "  a misspelt value (farm.master) rendered: values.schema.json is not in force"
     return 1
   fi
 }

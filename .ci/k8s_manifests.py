@@ -7,7 +7,8 @@
       the taskfarm.dev custom resources (validated by `crs`).
   ownership FARM RENDERED.yaml...
       The "never both" rule: each render has either a TaskFarm and the controller (operator mode)
-      or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither.
+      or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither;
+      the workers' catalogue ConfigMap only in plain mode (the controller writes it otherwise).
   values-doc VALUES.yaml README.md
       Every value in values.yaml is in the README's values table (itself or a parent key), and
       every key in the table exists in values.yaml.
@@ -62,8 +63,10 @@ def cmd_ownership(farm, *paths):
         farms = [n for k, n in names if k == "TaskFarm"]
         controller = ("Deployment", f"{farm}-controller") in names
         role_deps = sorted(n for k, n in names if k == "Deployment" and n in roles)
-        if farms and controller and not role_deps:
-            mode = "operator mode: TaskFarm + controller, no role Deployments"
+        # The workers' catalogue: the controller's in operator mode, Helm's in plain mode.
+        catalogue = ("ConfigMap", f"{farm}-commands") in names
+        if farms and controller and not role_deps and not catalogue:
+            mode = "operator mode: TaskFarm + controller, no role Deployments, no catalogue ConfigMap"
         elif role_deps and not farms and not controller and len(role_deps) == 3:
             mode = "plain mode: " + ", ".join(role_deps) + "; no TaskFarm, no controller"
         else:
@@ -72,7 +75,7 @@ def cmd_ownership(farm, *paths):
             print(f"  ok  {path}: {mode}")
         else:
             failures += 1
-            print(f"  FAIL {path}: TaskFarms={farms} controller={controller} role Deployments={role_deps}")
+            print(f"  FAIL {path}: TaskFarms={farms} controller={controller} role Deployments={role_deps} catalogue={catalogue}")
     return 1 if failures else 0
 
 

@@ -5,7 +5,9 @@
 #   helm install, wait until ZooKeeper, the controller, the masters and the workers are ready,
 #   run a client Job that submits tasks, `kubectl delete pod` the leading master and two workers
 #   while it runs, check that every task completed and that a new leader took over (higher
-#   epoch), and save logs, `kubectl get` output and events as evidence.
+#   epoch), then move the workers into debian:bookworm-slim with a command catalogue
+#   (charts/taskfarm/examples/exec-debian.yaml) and run `taskfarm submit exec`, and save logs,
+#   `kubectl get` output and events as evidence.
 #
 #   scripts/e2e-kind.sh                 kind, operator mode (controller + TaskFarm)
 #   scripts/e2e-kind.sh --plain         kind, plain Helm mode (no controller)
@@ -13,7 +15,8 @@
 #
 # Options: --minikube, --plain, --tasks N (default 60), --task-ms MS (default 1000),
 #          --delete (delete the cluster at the end; by default it is kept for a look around),
-#          --no-build (reuse an image already loaded)
+#          --no-build (reuse an image already loaded), --no-exec (skip the exec step, which
+#          pulls debian:bookworm-slim)
 # Environment: CLUSTER_NAME (taskfarm), NAMESPACE (taskfarm), EVIDENCE_DIR (runs/e2e-...),
 #              MINIKUBE_START_ARGS ("--cpus=4 --memory=6g")
 # Needs: docker (with a running daemon), kind or minikube, helm, kubectl.
@@ -26,6 +29,7 @@ tasks=60
 task_ms=1000
 delete_cluster=0
 build=1
+exec_step=1
 while [ $# -gt 0 ]; do
   case $1 in
     --minikube) platform=minikube ;;
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --task-ms) task_ms=$2; shift ;;
     --delete) delete_cluster=1 ;;
     --no-build) build=0 ;;
+    --no-exec) exec_step=0 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -330,3 +335,29 @@ if [ "$mode" = operator ]; then
   k get taskfarms
 fi
 record "PASSED: $tasks tasks + 1 submit completed through the loss of the leading master and two workers"
+
+# --- exec: workers in a stock image, running declared commands ---------------------------------
+[ "$exec_step" = 1 ] || exit 0
+example=charts/taskfarm/examples/exec-debian.yaml
+log "helm upgrade -f $example: workers in debian:bookworm-slim, commands checksum and compress"
+helm "${helm_args[@]}" -f "$example"
+# In operator mode the controller changes the worker Deployment after Helm is done.
+for _ in $(seq 60); do
+  [ "$(k get "deploy/$farm-worker" -o jsonpath='{.spec.template.spec.containers[0].image}')" = debian:bookworm-slim ] && break
+  sleep 2
+done
+k rollout status "deploy/$farm-worker" --timeout=5m
+submit_exec() { k exec -i "deploy/$farm-master" -c master -- /taskfarm submit exec "$@"; }
+text="hello from $farm"
+want=$(printf '%s\n' "$text" | sha256sum)
+got=$(printf '%s\n' "$text" | submit_exec checksum)
+record "exec checksum: $got"
+[ "$got" = "$want" ] || die "exec checksum printed '$got', sha256sum here prints '$want'"
+got=$(printf '%s\n' "$text" | submit_exec compress -- 9 | base64 -d | gunzip)
+[ "$got" = "$text" ] || die "exec compress did not round-trip: '$got'"
+record "exec compress: round trip through gzip -9 and base64 gives the text back"
+rc=0
+submit_exec rm -- -rf / </dev/null || rc=$?
+record "exec rm (not declared): exit $rc"
+[ "$rc" = 125 ] || die "an undeclared command exited $rc, expected 125 (refused)"
+record "PASSED: exec tasks ran in debian:bookworm-slim workers; an undeclared command was refused"

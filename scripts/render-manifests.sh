@@ -57,7 +57,7 @@ render() { "$HELM" template "$release" "$chart" --namespace "$namespace" "$@"; }
   render --set controller.enabled=false
 } >"$out/taskfarm-plain.yaml"
 
-for name in small large chaos-masters chaos-workers chaos-dry-run; do
+for name in small large chaos-masters chaos-workers chaos-dry-run exec-debian; do
   {
     header "examples/$name.yaml: kubectl apply -f manifests/examples/taskfarm-$name.yaml"
     render -f "$chart/examples/$name.yaml" --show-only templates/taskfarm.yaml

@@ -105,6 +105,26 @@ ZooKeeper connect string of the farm.
 {{- end }}
 
 {{/*
+The workers' command catalogue (plain mode's ConfigMap), from farm.commands: the worker's file
+format, which spells maxArgs and maxOutput as max_args and max_output. Fields left out stay out,
+so the worker's defaults apply. The same file as the controller writes from a TaskFarm.
+*/}}
+{{- define "taskfarm.catalogue" -}}
+{{- $names := dict "args" "args" "maxArgs" "max_args" "stdin" "stdin" "timeout" "timeout" "grace" "grace" "maxOutput" "max_output" "env" "env" "workdir" "workdir" }}
+{{- $commands := dict }}
+{{- range $name, $c := .Values.farm.commands }}
+{{- $command := dict "argv" $c.argv }}
+{{- range $from, $to := $names }}
+{{- if hasKey $c $from }}
+{{- $_ := set $command $to (get $c $from) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $commands $name $command }}
+{{- end }}
+{{- toYaml (dict "commands" $commands) }}
+{{- end }}
+
+{{/*
 Container securityContext of every taskfarm container (roles and controller): the same as the
 controller gives the role pods it builds.
 */}}

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::crd::{Component, RoleCounts};
 use super::validate::{Quantities, ValidatedFarm};
+use super::worker;
 
 pub const FIELD_MANAGER: &str = "taskfarm-controller";
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
@@ -108,6 +109,9 @@ pub fn deployment(farm: &ValidatedFarm, role: Component) -> Deployment {
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: (role == Component::Worker)
+                        .then(|| worker::pod_annotations(farm))
+                        .flatten(),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(pod_spec(farm, role)),
@@ -119,7 +123,7 @@ pub fn deployment(farm: &ValidatedFarm, role: Component) -> Deployment {
 }
 
 fn pod_spec(farm: &ValidatedFarm, role: Component) -> PodSpec {
-    PodSpec {
+    let mut pod = PodSpec {
         containers: vec![container(farm, role)],
         termination_grace_period_seconds: Some(30),
         automount_service_account_token: Some(false),
@@ -131,7 +135,11 @@ fn pod_spec(farm: &ValidatedFarm, role: Component) -> PodSpec {
             ..PodSecurityContext::default()
         }),
         ..PodSpec::default()
+    };
+    if role == Component::Worker {
+        worker::adapt(farm, &mut pod);
     }
+    pod
 }
 
 fn container(farm: &ValidatedFarm, role: Component) -> Container {
@@ -161,19 +169,25 @@ fn container(farm: &ValidatedFarm, role: Component) -> Container {
         readiness_probe: Some(probe("/readyz", 5, 2)),
         liveness_probe: Some(probe("/healthz", 10, 3)),
         resources: Some(resource_requirements(farm.resources(role))),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(RUN_AS_USER),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Capabilities::default()
-            }),
-            seccomp_profile: Some(runtime_default_seccomp()),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(container_security_context()),
         ..Container::default()
+    }
+}
+
+/// Every container of the farm's pods: the "restricted" Pod Security Standard and a read-only
+/// root filesystem.
+pub(crate) fn container_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS_USER),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Capabilities::default()
+        }),
+        seccomp_profile: Some(runtime_default_seccomp()),
+        ..SecurityContext::default()
     }
 }
 

@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -24,6 +23,7 @@ use super::crd::{ChaosAction, Component, Condition, RoleCounts, TaskFarm, TaskFa
 use super::farmstate::{qualify_connect, FarmReader, FarmState, ZkTarget};
 use super::http::{FarmGauges, Metrics};
 use super::validate::{validate, InvalidSpec, ValidatedFarm};
+use super::worker;
 
 /// How many chaos actions the status keeps.
 pub const MAX_ACTIONS: usize = 10;
@@ -43,8 +43,12 @@ pub enum Error {
     NoNamespace,
     #[error("invalid spec: {0}")]
     Validate(#[from] InvalidSpec),
-    #[error("applying Deployment {deployment}: {source}")]
-    Apply { deployment: String, source: kube::Error },
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: String,
+        name: String,
+        source: kube::Error,
+    },
     #[error("reading the farm from ZooKeeper at {connect}: {cause:#}")]
     ReadZooKeeper { connect: String, cause: anyhow::Error },
     #[error("chaos: listing the farm's pods: {0}")]
@@ -278,6 +282,8 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
             return Ok(Action::requeue(INVALID_RECHECK));
         }
     };
+    // The catalogue first: new worker pods mount it.
+    r.apply_commands(&valid).await?;
     let desired = r.apply_roles(&valid).await?;
     let farm_state = match r.observe(&valid).await {
         Ok(s) => Some(s),
@@ -347,21 +353,42 @@ impl Reconciliation<'_> {
         }
     }
 
+    /// Server-side applies the command catalogue's ConfigMap. It is not watched: every reconcile
+    /// (at least every resync) applies it again, which restores it if edited or deleted.
+    async fn apply_commands(&self, farm: &ValidatedFarm) -> Result<(), Error> {
+        let name = worker::configmap_name(&self.name);
+        self.apply(&name, &worker::commands_configmap(farm)).await?;
+        Ok(())
+    }
+
+    /// Server-side applies one object of the farm (forced: we own exactly the fields we set)
+    /// and returns it as the API server has it.
+    async fn apply<K>(&self, name: &str, object: &K) -> Result<K, Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::Serialize
+            + serde::de::DeserializeOwned,
+    {
+        let api: Api<K> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        api.patch(name, &params, &Patch::Apply(object))
+            .await
+            .map_err(|source| Error::Apply {
+                kind: K::kind(&()).into_owned(),
+                name: name.to_string(),
+                source,
+            })
+    }
+
     /// Server-side applies the role Deployments (we own exactly the fields we set) and notes
     /// their readiness; says so when the replicas changed.
     async fn apply_roles(&mut self, farm: &ValidatedFarm) -> Result<RoleCounts, Error> {
-        let deployments: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), &self.ns);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
         let mut ready = [0i32; 3];
         for (i, role) in DEPLOYED_ROLES.into_iter().enumerate() {
             let name = build::deployment_name(&self.name, role);
-            let applied = deployments
-                .patch(&name, &params, &Patch::Apply(&build::deployment(farm, role)))
-                .await
-                .map_err(|source| Error::Apply {
-                    deployment: name,
-                    source,
-                })?;
+            let applied: Deployment = self.apply(&name, &build::deployment(farm, role)).await?;
             ready[i] = applied.status.and_then(|s| s.ready_replicas).unwrap_or(0);
         }
         [

@@ -63,6 +63,15 @@ pub struct TaskFarmSpec {
     /// Compute resources per role.
     #[serde(default)]
     pub resources: RoleResources,
+    /// How the worker pods run: in which image, with how many task slots.
+    #[serde(default)]
+    pub worker: WorkerSpec,
+    /// The commands `exec` tasks may run, by name: the workers' catalogue (docs/KUBERNETES.md,
+    /// "Running your own programs"). The controller writes it into the ConfigMap
+    /// `<farm>-commands`, which the worker pods mount; none = every `exec` task gets an error
+    /// result.
+    #[serde(default)]
+    pub commands: BTreeMap<String, CommandSpec>,
     /// What the clients submit.
     #[serde(default)]
     pub client_profile: ClientProfile,
@@ -160,6 +169,64 @@ impl Default for RoleResources {
             client: default_client_resources(),
         }
     }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    /// The workers' own image (e.g. one with the programs `commands` name); none = `image`. An
+    /// init container copies the taskfarm binary from `image` into it (the image needs glibc
+    /// 2.34 or later, and nothing else: no shell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Tasks each worker pod runs at once (`TASKFARM_SLOTS`; each slot registers as a worker).
+    #[serde(default = "default_slots")]
+    #[schemars(range(min = 1, max = 256))]
+    pub slots: i32,
+}
+
+impl Default for WorkerSpec {
+    fn default() -> Self {
+        serde_json::from_str("{}").expect("every field has a default")
+    }
+}
+
+// The catalogue's fields in camelCase, as everywhere in the spec (the worker's file spells
+// `max_args` and `max_output` with underscores). Absent fields take the worker's defaults, so
+// there is one place for them: the product's catalogue parser.
+/// One command of the catalogue; a task names it and may only vary what it allows.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandSpec {
+    /// The program and its fixed arguments; a task's arguments are appended.
+    #[schemars(length(min = 1))]
+    pub argv: Vec<String>,
+    /// The pattern (regular expression) every argument of a task must match whole; none = the
+    /// command takes no arguments from tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
+    /// Most arguments a task may give (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1024))]
+    pub max_args: Option<i32>,
+    /// Whether a task may send stdin (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<bool>,
+    /// Default and upper bound of a task's time limit, e.g. `10s`, `2m` (default 60s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Time between SIGTERM and SIGKILL when the time limit passes (default 2s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<String>,
+    /// Bound on the captured output, e.g. `256KiB`, `1MiB` (default 32KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output: Option<String>,
+    /// The command's whole environment besides PATH (the worker's own is not passed on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the command (default: the worker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -343,6 +410,9 @@ fn default_worker_resources() -> ComputeResources {
 fn default_client_resources() -> ComputeResources {
     ComputeResources::new(&[("cpu", "20m"), ("memory", "32Mi")], &[("memory", "128Mi")])
 }
+fn default_slots() -> i32 {
+    1
+}
 fn default_task() -> String {
     r#"{"kind":"sleep","ms":100}"#.into()
 }
@@ -506,6 +576,8 @@ mod tests {
             (60, 1, 60)
         );
         assert!(!spec.suspend);
+        assert_eq!((spec.worker.image.as_deref(), spec.worker.slots), (None, 1));
+        assert!(spec.commands.is_empty());
         assert_eq!(spec, TaskFarmSpec::default());
     }
 
@@ -546,5 +618,14 @@ mod tests {
             spec["chaos"]["properties"]["intervalSeconds"]["minimum"].as_f64(),
             Some(5.0)
         );
+        let slots = &spec["worker"]["properties"]["slots"];
+        assert_eq!(
+            (slots["minimum"].as_f64(), slots["maximum"].as_f64()),
+            (Some(1.0), Some(256.0))
+        );
+        let command = &spec["commands"]["additionalProperties"];
+        assert_eq!(command["required"], serde_json::json!(["argv"]));
+        assert_eq!(command["properties"]["argv"]["minItems"].as_f64(), Some(1.0));
+        assert!(command["properties"]["maxOutput"].is_object(), "camelCase names");
     }
 }

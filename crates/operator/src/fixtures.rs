@@ -219,6 +219,10 @@ pub fn deployment_path(name: &str) -> String {
     format!("/apis/apps/v1/namespaces/testns/deployments/{name}")
 }
 
+pub fn configmap_path(name: &str) -> String {
+    format!("/api/v1/namespaces/testns/configmaps/{name}")
+}
+
 pub fn status_path(farm: &str) -> String {
     format!("/apis/taskfarm.dev/v1alpha1/namespaces/testns/taskfarms/{farm}/status")
 }
@@ -273,6 +277,10 @@ fn answer(world: &World, call: &Call) -> Response<Body> {
             };
             body["status"] = json!({"readyReplicas": ready});
             respond(StatusCode::OK, &body)
+        }
+        // Server-side apply of a ConfigMap answers with the object.
+        "PATCH" if call.path.starts_with("/api/v1/namespaces/testns/configmaps/") => {
+            respond(StatusCode::OK, &call.body)
         }
         "PATCH" if call.path.ends_with("/status") => {
             let mut farm = serde_json::to_value(world.farm.clone().expect("a farm in the world")).unwrap();

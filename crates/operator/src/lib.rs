@@ -5,13 +5,16 @@
 //! - [`crd`]: the resource's spec and status, and the generated CRD;
 //! - [`validate`]: the spec checked into a [`validate::ValidatedFarm`], the builders' only input,
 //!   with [`quantity`] (resource quantities) and [`names`] (name and label syntax);
-//! - [`build`]: pure builders of the role Deployments;
+//! - [`build`]: pure builders of the role Deployments, with [`worker`] (slots, the command
+//!   catalogue's ConfigMap and mount, the user's image) and [`catalogue`] (`spec.commands` as
+//!   the workers' catalogue file, checked by their own parser);
 //! - [`chaos`]: pure chaos target selection, guards and the steady-state check;
 //! - [`farmstate`]: the farm's state read from ZooKeeper;
 //! - [`controller`]: the reconcile loop that sequences the API calls;
 //! - [`http`]: `/metrics` and `/healthz`.
 
 pub mod build;
+pub mod catalogue;
 pub mod chaos;
 pub mod controller;
 pub mod crd;
@@ -24,6 +27,7 @@ pub mod quantity;
 #[cfg(test)]
 mod reconcile_tests;
 pub mod validate;
+pub mod worker;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -186,6 +190,8 @@ pub async fn run(
     ));
     tracing::info!(namespace = scope, http = %args.http_addr, "controller started");
     let children = watcher::Config::default().labels(&format!("{}={}", build::LABEL_MANAGED_BY, build::FIELD_MANAGER));
+    // Deployments are watched for their readiness (the status shows it). The catalogue
+    // ConfigMaps are not: they have no status, and every reconcile applies them again.
     let controller = Controller::new(farms, watcher::Config::default().any_semantic())
         .owns(deployments, children)
         .graceful_shutdown_on(stopped(stop_rx.clone()))

@@ -93,6 +93,8 @@ async fn create_applies_three_owned_deployments_and_writes_status() {
     assert_eq!(condition(&status, "Degraded"), ("False".into(), "SteadyState".into()));
     assert_eq!(condition(&status, "ChaosRunning"), ("False".into(), "Disabled".into()));
     assert_eq!(calls.event_reasons(), ["Created"]);
+    let catalogue = calls.one("PATCH", &configmap_path("demo-commands"));
+    assert_eq!(catalogue.body["data"]["commands.yaml"], "commands: {}\n");
     calls.none("GET", PODS);
     assert!(calls.deletes().is_empty());
     let metrics = metrics.render();
@@ -280,6 +282,75 @@ async fn a_quantity_the_api_server_would_refuse_applies_nothing_and_says_why() {
     assert_eq!(event.body["type"], "Warning");
     assert_eq!(event.body["note"], message.as_str());
     assert_eq!(calls.event_reasons(), ["InvalidSpec"]);
+}
+
+fn with_commands(s: &mut super::crd::TaskFarmSpec, timeout: &str) {
+    let checksum = super::crd::CommandSpec {
+        argv: vec!["sha256sum".into()],
+        timeout: Some(timeout.into()),
+        ..Default::default()
+    };
+    s.commands.insert("checksum".into(), checksum);
+    s.worker.image = Some("debian:bookworm-slim".into());
+}
+
+#[tokio::test]
+async fn commands_are_applied_as_a_configmap_the_workers_mount() {
+    let f = farm("demo", |s| with_commands(s, "10s"));
+    let world = World {
+        ready: [2, 3, 0],
+        ..World::default()
+    };
+    let (calls, _) = reconcile_once(&f, world, Ok(healthy_state())).await;
+    let cm = calls.one("PATCH", &configmap_path("demo-commands"));
+    assert!(cm.query.contains("fieldManager=taskfarm-controller"), "{}", cm.query);
+    assert!(cm.query.contains("force=true"), "{}", cm.query);
+    assert_eq!(cm.body["kind"], "ConfigMap");
+    assert_eq!(cm.body["metadata"]["ownerReferences"][0]["uid"], "uid-demo");
+    assert_eq!(cm.body["metadata"]["labels"]["taskfarm.dev/farm"], "demo");
+    let file = cm.body["data"]["commands.yaml"].as_str().unwrap();
+    assert!(taskfarm::exec::Catalogue::parse(file).unwrap().names().eq(["checksum"]));
+    // Applied before the workers that mount it.
+    let order = calls.summary();
+    let at = |path: String| order.iter().position(|c| *c == format!("PATCH {path}")).unwrap();
+    assert!(
+        at(configmap_path("demo-commands")) < at(deployment_path("demo-worker")),
+        "{order:?}"
+    );
+    let pod = &calls.one("PATCH", &deployment_path("demo-worker")).body["spec"]["template"]["spec"];
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "demo-commands");
+    let worker = &pod["containers"][0];
+    assert_eq!(worker["image"], "debian:bookworm-slim");
+    assert_eq!(worker["command"][0], "/taskfarm-bin/taskfarm");
+    assert_eq!(worker["volumeMounts"][0]["mountPath"], "/etc/taskfarm");
+    assert_eq!(worker["volumeMounts"][0]["readOnly"], true);
+    let env = worker["env"].as_array().unwrap();
+    assert!(env
+        .iter()
+        .any(|e| e["name"] == "TASKFARM_COMMANDS" && e["value"] == "/etc/taskfarm/commands.yaml"));
+    assert_eq!(pod["initContainers"][0]["args"][0], "copy-self");
+    // The masters know nothing of it.
+    let master = &calls.one("PATCH", &deployment_path("demo-master")).body["spec"]["template"]["spec"];
+    assert!(master.get("volumes").is_none() && master.get("initContainers").is_none());
+    let status = calls.status();
+    assert_eq!(condition(&status, "Ready"), ("True".into(), "FarmReady".into()));
+}
+
+#[tokio::test]
+async fn a_bad_catalogue_applies_nothing_and_says_why() {
+    let f = farm("demo", |s| with_commands(s, "soon"));
+    let (calls, _) = reconcile_once(&f, World::default(), Ok(healthy_state())).await;
+    calls.none("PATCH", &configmap_path("demo-commands"));
+    for role in ["master", "worker", "client"] {
+        calls.none("PATCH", &deployment_path(&format!("demo-{role}")));
+    }
+    let status = calls.status();
+    assert_eq!(condition(&status, "Ready"), ("False".into(), "InvalidSpec".into()));
+    let note = calls.event("InvalidSpec").body["note"].as_str().unwrap().to_string();
+    assert!(
+        note.starts_with("spec.commands is not a catalogue a worker accepts: commands.checksum: timeout: \"soon\""),
+        "{note}"
+    );
 }
 
 fn chaos_farm(edit: impl FnOnce(&mut super::crd::ChaosSpec)) -> TaskFarm {
@@ -535,7 +606,7 @@ async fn a_refused_apply_fails_the_reconcile_and_backs_off() {
     assert!(err.to_string().contains("quantities"), "{err}");
     // The error names the step and the Deployment.
     assert!(
-        matches!(&err, super::controller::Error::Apply { deployment, .. } if deployment == "demo-master"),
+        matches!(&err, super::controller::Error::Apply { kind, name, .. } if kind == "Deployment" && name == "demo-master"),
         "{err:?}"
     );
     assert_eq!(err.step(), "apply");

@@ -13,8 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource as _, ResourceExt as _};
 
 use super::build::{deployment_name, DEPLOYED_ROLES};
+use super::catalogue::{self, Rendered};
 use super::crd::{
-    ChaosMode, ChaosSpec, ClientProfile, Component, ComputeResources, PullPolicy, RoleCounts, TaskFarm, ZookeeperSpec,
+    ChaosMode, ChaosSpec, ClientProfile, Component, ComputeResources, PullPolicy, RoleCounts, TaskFarm, WorkerSpec,
+    ZookeeperSpec,
 };
 use super::names::{self, NameError};
 use super::quantity::{self, Amount, QuantityError};
@@ -36,6 +38,10 @@ pub struct ValidatedFarm {
     pub image: String,
     pub image_pull_policy: PullPolicy,
     pub resources: RoleQuantities,
+    /// `image` like the role image (`None` when unset or empty), `slots` within 1-256.
+    pub worker: WorkerSpec,
+    /// `spec.commands` as the workers' catalogue file, which a worker's own parser accepts.
+    pub catalogue: Rendered,
     /// `task` is a JSON object, `concurrency` at least 1.
     pub client_profile: ClientProfile,
     /// `connect` parses, the session timeout is positive, `secret_name` is a Secret name or
@@ -87,6 +93,12 @@ pub enum InvalidSpec {
     NegativeReplicas { field: &'static str, value: i32 },
     #[error("spec.image {0:?} is not an image reference: it is empty or contains whitespace")]
     Image(String),
+    #[error("spec.worker.image {0:?} is not an image reference: it contains whitespace")]
+    WorkerImage(String),
+    #[error("spec.worker.slots must be 1-256 ({0})")]
+    Slots(i32),
+    #[error("spec.commands is not a catalogue a worker accepts: {0}")]
+    Commands(String),
     #[error("spec.zookeeper.connect: {0}")]
     ZookeeperConnect(String),
     #[error("spec.zookeeper.sessionTimeoutSeconds must be positive ({0})")]
@@ -143,6 +155,8 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
         let deployment = deployment_name(&name, role);
         names::dns1123_subdomain(&deployment).map_err(|why| InvalidSpec::DeploymentName { name: deployment, why })?;
     }
+    // `<name>-commands` (the ConfigMap) is then a DNS-1123 subdomain too: same characters, and
+    // a label value (63) plus 9 is far below 253.
     let namespace = farm.namespace().ok_or(InvalidSpec::NoNamespace)?;
     let owner = farm.controller_owner_ref(&()).ok_or(InvalidSpec::NoUid)?;
     let spec = &farm.spec;
@@ -155,7 +169,7 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
             return Err(InvalidSpec::NegativeReplicas { field, value });
         }
     }
-    if spec.image.is_empty() || spec.image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if !image_reference(&spec.image) {
         return Err(InvalidSpec::Image(spec.image.clone()));
     }
     Ok(ValidatedFarm {
@@ -175,10 +189,32 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
             worker: quantities("worker", &spec.resources.worker)?,
             client: quantities("client", &spec.resources.client)?,
         },
+        worker: worker(&spec.worker)?,
+        catalogue: catalogue::render(&spec.commands).map_err(InvalidSpec::Commands)?,
         client_profile: client_profile(&spec.client_profile)?,
         zookeeper: zookeeper(&spec.zookeeper)?,
         chaos: chaos(&spec.chaos)?,
         _validated: (),
+    })
+}
+
+/// Not empty and without blanks: the only syntax both the API server and the runtime agree on.
+fn image_reference(image: &str) -> bool {
+    !image.is_empty() && !image.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+fn worker(worker: &WorkerSpec) -> Result<WorkerSpec, InvalidSpec> {
+    // An empty image means none, as an empty secret name does.
+    let image = worker.image.clone().filter(|s| !s.is_empty());
+    if let Some(image) = image.as_deref().filter(|i| !image_reference(i)) {
+        return Err(InvalidSpec::WorkerImage(image.into()));
+    }
+    if !(1..=256).contains(&worker.slots) {
+        return Err(InvalidSpec::Slots(worker.slots));
+    }
+    Ok(WorkerSpec {
+        image,
+        slots: worker.slots,
     })
 }
 
@@ -336,7 +372,7 @@ fn amounts<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::TaskFarmSpec;
+    use crate::crd::{CommandSpec, TaskFarmSpec};
     use crate::fixtures::farm;
 
     fn refusal(edit: impl FnOnce(&mut TaskFarmSpec)) -> InvalidSpec {
@@ -374,6 +410,12 @@ mod tests {
         for (file, text) in [
             ("basic.yaml", include_str!("../../../crds/examples/basic.yaml")),
             ("chaos.yaml", include_str!("../../../crds/examples/chaos.yaml")),
+            ("exec.yaml", include_str!("../../../crds/examples/exec.yaml")),
+            // The chart's rendering of spec.commands, through the worker's parser.
+            (
+                "taskfarm-exec-debian.yaml",
+                include_str!("../../../manifests/examples/taskfarm-exec-debian.yaml"),
+            ),
             (
                 "chaos-zookeeper-dry-run.yaml",
                 include_str!("../../../crds/examples/chaos-zookeeper-dry-run.yaml"),
@@ -506,6 +548,60 @@ mod tests {
     }
 
     #[test]
+    fn a_catalogue_is_refused_with_the_message_a_worker_would_give() {
+        let slow = CommandSpec {
+            argv: vec!["sleep".into()],
+            timeout: Some("soon".into()),
+            ..CommandSpec::default()
+        };
+        let refused = refusal(|s| {
+            s.commands.insert("slow".into(), slow);
+        });
+        let InvalidSpec::Commands(message) = &refused else {
+            panic!("{refused:?}")
+        };
+        // The worker's parser, on the file the worker would read.
+        let file = "commands:\n  slow:\n    argv: [sleep]\n    timeout: soon\n";
+        assert_eq!(Some(message), taskfarm::exec::Catalogue::parse(file).err().as_ref());
+        assert!(
+            refused
+                .to_string()
+                .starts_with("spec.commands is not a catalogue a worker accepts: commands.slow: timeout: \"soon\""),
+            "{refused}"
+        );
+        let unnamed = refusal(|s| {
+            s.commands.insert(
+                "a/b".into(),
+                CommandSpec {
+                    argv: vec!["true".into()],
+                    ..CommandSpec::default()
+                },
+            );
+        });
+        assert!(unnamed.to_string().contains("invalid command name"), "{unnamed}");
+    }
+
+    #[test]
+    fn worker_settings_and_the_catalogue_are_carried() {
+        let v = validate(&farm("demo", |s| {
+            s.worker.image = Some(String::new());
+            s.worker.slots = 4;
+            s.commands.insert(
+                "checksum".into(),
+                CommandSpec {
+                    argv: vec!["sha256sum".into()],
+                    ..CommandSpec::default()
+                },
+            );
+        }))
+        .unwrap();
+        assert_eq!(v.worker.image, None, "an empty image is none");
+        assert_eq!(v.worker.slots, 4);
+        assert!(v.catalogue.has_commands);
+        assert!(v.catalogue.yaml.contains("sha256sum"), "{}", v.catalogue.yaml);
+    }
+
+    #[test]
     fn names_and_labels_the_api_server_refuses_are_refused() {
         let long = "a".repeat(64);
         assert_eq!(
@@ -557,6 +653,12 @@ mod tests {
                 Box::new(|s| s.zookeeper.session_timeout_seconds = 0),
                 InvalidSpec::SessionTimeout(0),
             ),
+            (
+                Box::new(|s| s.worker.image = Some("debian :12".into())),
+                InvalidSpec::WorkerImage("debian :12".into()),
+            ),
+            (Box::new(|s| s.worker.slots = 0), InvalidSpec::Slots(0)),
+            (Box::new(|s| s.worker.slots = 257), InvalidSpec::Slots(257)),
             (
                 Box::new(|s| s.client_profile.task = "not json".into()),
                 InvalidSpec::Task,
