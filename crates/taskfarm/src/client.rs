@@ -102,6 +102,15 @@ enum TaskError {
     Fatal(String),
 }
 
+/// Appends one JSON line with a single `write` of the whole line: clients sharing the file
+/// (opened with O_APPEND) never interleave within a line. (`writeln!` on a file writes each
+/// token of a JSON value separately.)
+fn append_line(f: &mut std::fs::File, line: &serde_json::Value) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(line)?;
+    bytes.push(b'\n');
+    f.write_all(&bytes)
+}
+
 /// Submits one task, waits for its result, deletes its znodes.
 async fn round_trip(
     session: &ZkSession,
@@ -538,7 +547,13 @@ async fn drive(
                     if let Some(f) = log.as_mut() {
                         let line =
                             serde_json::json!({"client": id, "task": task_id, "latency_ms": ms, "result": result});
-                        let _ = writeln!(f, "{line}");
+                        // A result that cannot be recorded must not be dropped in silence.
+                        append_line(f, &line).with_context(|| {
+                            format!(
+                                "cannot record the result of {task_id} in {}",
+                                args.results_log.as_deref().unwrap_or(std::path::Path::new("?")).display()
+                            )
+                        })?;
                     }
                     tracing::debug!(task = task_id, ok = result.ok, latency_ms = ms, "result delivered");
                 }
