@@ -208,9 +208,11 @@ async fn submit(
             }
             Err(MultiWriteError::OperationFailed { source, .. }) => return Err(session_error(source)),
             Err(MultiWriteError::RequestFailed { source }) if is_connection_loss(&source) => {
-                // Outcome unknown: reconnect, then look before trying again.
+                // Outcome unknown: reconnect, then look before trying again. The payload znode
+                // tells (the record is gone once a fast task is committed; the payload, holding
+                // the result, stays until we collect it).
                 reconnected(session).await?;
-                match timed(session.request_timeout(), session.client.check_stat(&task_path)).await {
+                match timed(session.request_timeout(), session.client.check_stat(&data_path)).await {
                     Ok(Some(stat)) if stat.ephemeral_owner == session.session_id() => return Ok(()),
                     Ok(_) => continue,
                     Err(e) if is_connection_loss(&e) => continue,
@@ -247,8 +249,11 @@ async fn existing(session: &ZkSession, client_id: &str, task_path: &str, data_pa
                 Existing::Foreign
             })
         }
+        // No record: a fast task may already be committed (the commit deletes the record and
+        // leaves the result in our payload znode).
         Err(ZkError::NoNode) => match timed(limit, session.client.check_stat(data_path)).await? {
             None => Ok(Existing::Gone),
+            Some(stat) if stat.ephemeral_owner == session.session_id() => Ok(Existing::Ours),
             Some(stat) if stat.ephemeral_owner != 0 => Ok(Existing::Stale(data_path.to_string())),
             Some(_) => Ok(Existing::Foreign),
         },
@@ -703,6 +708,38 @@ async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A submission whose reply was lost after a fast task was already committed: the record is
+    /// gone, the result waits in our own payload znode. Submitting again must take it as ours
+    /// (it used to wait for "a stale znode" to go, then fail as an id collision).
+    #[tokio::test]
+    async fn a_resubmission_finds_its_committed_result_in_its_own_payload_znode() {
+        let zk = taskfarm_harness::ZkCluster::standalone(taskfarm_harness::ZkOptions::default()).unwrap();
+        let connect = format!("{}/resubmit", zk.connect_string());
+        let config = ZkConfig::new(&connect, Duration::from_secs(2), Duration::from_secs(30), "").unwrap();
+        let session = config.connect().await.unwrap();
+        session.ensure_layout().await.unwrap();
+        // What a landed submission plus a landed commit leave behind.
+        let result = TaskResult::success(serde_json::json!("done"), "w1", 1, 0);
+        session
+            .client
+            .create(&paths::data("t1"), b"{}", &session.private_ephemeral())
+            .await
+            .unwrap();
+        session
+            .client
+            .set_data(&paths::data("t1"), &result.to_bytes(), None)
+            .await
+            .unwrap();
+        let payload = TaskSpec::Sleep { ms: 0 }.to_bytes();
+        let submitted = tokio::time::timeout(
+            Duration::from_secs(5),
+            round_trip(&session, "c1", "t1", &payload, None),
+        )
+        .await
+        .expect("no waiting for our own znode to go");
+        assert_eq!(submitted.unwrap(), result);
+    }
 
     #[test]
     fn a_tasks_file_gives_each_task_its_own_payload_and_names_a_bad_line() {
