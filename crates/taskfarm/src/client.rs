@@ -556,7 +556,10 @@ async fn drive(
                         append_line(f, &line).with_context(|| {
                             format!(
                                 "cannot record the result of {task_id} in {}",
-                                args.results_log.as_deref().unwrap_or(std::path::Path::new("?")).display()
+                                args.results_log
+                                    .as_deref()
+                                    .unwrap_or(std::path::Path::new("?"))
+                                    .display()
                             )
                         })?;
                     }
@@ -687,8 +690,21 @@ fn print_exec_result(result: &TaskResult) -> ExitCode {
 
 /// Submits one task and waits for its result.
 async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) -> anyhow::Result<TaskResult> {
-    let session = config.connect().await?;
-    session.ensure_layout().await?;
+    let session = config.expecting_farm().connect().await?;
+    // A farm has its layout: a chroot without one (a typo, say) is an error now, not a wait.
+    for path in [paths::TASKS, paths::MASTER] {
+        if timed(session.request_timeout(), session.client.check_stat(path))
+            .await?
+            .is_none()
+        {
+            session.close().await;
+            return Err(crate::zk::NoFarm {
+                connect: config.connect_string(),
+                missing: format!("{}{path}", if config.chroot == "/" { "" } else { &config.chroot }),
+            }
+            .into());
+        }
+    }
     let id = random_id("submit");
     let task_id = format!("{id}-00000001");
     let outcome = tokio::time::timeout(
@@ -732,12 +748,9 @@ mod tests {
             .await
             .unwrap();
         let payload = TaskSpec::Sleep { ms: 0 }.to_bytes();
-        let submitted = tokio::time::timeout(
-            Duration::from_secs(5),
-            round_trip(&session, "c1", "t1", &payload, None),
-        )
-        .await
-        .expect("no waiting for our own znode to go");
+        let submitted = tokio::time::timeout(Duration::from_secs(5), round_trip(&session, "c1", "t1", &payload, None))
+            .await
+            .expect("no waiting for our own znode to go");
         assert_eq!(submitted.unwrap(), result);
     }
 

@@ -25,7 +25,7 @@ pub const DIGEST_USER: &str = "taskfarm";
 pub struct ZkConfig {
     /// `host:port[,host:port...]` without the chroot.
     pub hosts: String,
-    /// Chroot path (`/` when none), created on connect if missing.
+    /// Chroot path (`/` when none), created on connect if missing (unless `expecting_farm`).
     pub chroot: String,
     pub session_timeout: Duration,
     pub connect_timeout: Duration,
@@ -33,6 +33,20 @@ pub struct ZkConfig {
     acls: Vec<Acl>,
     /// The farm's identity only (no world READ): task payloads and results.
     private_acls: Vec<Acl>,
+    /// Whether connecting creates a missing chroot (roles do; a one-shot `submit` must not:
+    /// a typo in the chroot would wait on a farm nobody serves).
+    create_chroot: bool,
+}
+
+/// The connect string names no farm: its chroot or layout is missing. Not retried.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no farm at {connect}: {missing} does not exist (create the farm with `taskfarm zk init`, \
+     or check the connect string's chroot)"
+)]
+pub struct NoFarm {
+    pub connect: String,
+    pub missing: String,
 }
 
 impl ZkConfig {
@@ -64,7 +78,17 @@ impl ZkConfig {
             secret: secret.to_string(),
             acls,
             private_acls,
+            create_chroot: true,
         })
+    }
+
+    /// The same config for a command that uses an existing farm and creates nothing: a
+    /// missing chroot is a [`NoFarm`] error at once.
+    pub fn expecting_farm(&self) -> Self {
+        Self {
+            create_chroot: false,
+            ..self.clone()
+        }
     }
 
     /// The connect string as given (hosts plus chroot).
@@ -113,6 +137,7 @@ impl ZkConfig {
                     );
                     return Ok(session);
                 }
+                Err(err) if err.downcast_ref::<NoFarm>().is_some() => return Err(err),
                 Err(err) => {
                     let now = Instant::now();
                     if now >= deadline {
@@ -152,6 +177,13 @@ impl ZkConfig {
                 .context("timed out looking for the chroot")?
                 .with_context(|| format!("looking for chroot {}", self.chroot))?
                 .is_some();
+            if !exists && !self.create_chroot {
+                return Err(NoFarm {
+                    connect: self.connect_string(),
+                    missing: self.chroot.clone(),
+                }
+                .into());
+            }
             if !exists {
                 let options = CreateMode::Persistent.with_acls(self.acls());
                 tokio::time::timeout(budget, client.mkdir(&self.chroot, &options))

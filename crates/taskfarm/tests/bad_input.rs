@@ -181,3 +181,42 @@ async fn the_farm_recovers_when_the_whole_ensemble_is_gone_longer_than_the_sessi
         wait_children(&observer, parent, "everything gone", |c| c.is_empty().then_some(())).await;
     }
 }
+
+#[tokio::test]
+async fn submit_into_a_chroot_with_no_farm_fails_at_once_and_creates_nothing() {
+    let zk = shared_standalone();
+    // A typo in the chroot: nothing there.
+    let farm = Farm::new(&zk.connect_string(), "nofarm", Duration::from_secs(10));
+    let mut submit = farm.spawn("submit", &["submit", r#"{"kind":"echo","message":1}"#]);
+    assert!(!submit.exit().await.success());
+    let log = submit.log();
+    assert!(log.contains("no farm at") && log.contains("taskfarm zk init"), "{log}");
+    let root = taskfarm::zk::ZkConfig::new(
+        &zk.connect_string(),
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+        "",
+    )
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    assert!(
+        root.client.check_stat(&farm.chroot).await.unwrap().is_none(),
+        "submit created the chroot {}",
+        farm.chroot
+    );
+    // A chroot that exists but holds no farm (no layout): the same answer, naming /tasks.
+    root.client
+        .create(
+            &farm.chroot,
+            b"",
+            &zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::anyone_all()),
+        )
+        .await
+        .unwrap();
+    let mut submit = farm.spawn("submit2", &["submit", r#"{"kind":"echo","message":1}"#]);
+    assert!(!submit.exit().await.success());
+    let log = submit.log();
+    assert!(log.contains("/tasks does not exist"), "{log}");
+}
