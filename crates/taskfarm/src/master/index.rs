@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::protocol::{Assignment, TaskRecord, TaskResult, TaskState};
+use crate::protocol::{validate_id, Assignment, TaskRecord, TaskResult, TaskState};
 
 /// One observation of `/tasks/<id>`.
 #[derive(Debug, Clone)]
@@ -102,8 +102,11 @@ pub struct Index {
     free: VecDeque<String>,
     touched_tasks: Vec<String>,
     touched_workers: Vec<String>,
-    /// Tasks seen completing (their record vanishing while assigned) while we lead.
+    /// Tasks seen completing while we lead: a worker's commit, or a failure the master wrote.
+    /// (A task whose client died while it ran is not one: nothing was committed.)
     completed: u64,
+    /// Tasks with a failure of ours in flight: their record's deletion completes them.
+    failing: HashSet<String>,
     /// Tasks whose worker freed itself while still holding them: its commit, whose deletion of
     /// the task record we will observe next (same multi). Never re-assigned meanwhile.
     retiring: HashSet<String>,
@@ -155,6 +158,7 @@ impl Index {
             touched_tasks: Vec::new(),
             touched_workers: Vec::new(),
             completed: 0,
+            failing: HashSet::new(),
             retiring: HashSet::new(),
             task_vanished: HashMap::new(),
             ticks: 0,
@@ -222,6 +226,7 @@ impl Index {
                     record.attempt,
                     0,
                 );
+                self.failing.insert(t.clone());
                 self.queued_actions.push(Action::FailTask {
                     task: t,
                     task_version,
@@ -289,13 +294,14 @@ impl Index {
             }
             None => {
                 self.task_claims.remove(id);
-                self.retiring.remove(id);
+                let committed = self.retiring.remove(id) | self.failing.remove(id);
                 self.first_seen_assigned.remove(id);
                 self.reported.remove(&format!("/tasks/{id}"));
                 let gone = self.tasks.remove(id);
-                // A running task's record vanishes when its result is committed (or when its
-                // client dies: the count is approximate).
-                if gone.as_ref().is_some_and(|t| is_state(t, TaskState::Assigned)) {
+                // Its worker freed itself first (the commit's other half), or we failed it. A
+                // commit observed task-first is counted when its worker shows up free
+                // (`observe_worker`); a client that died leaves nothing to count.
+                if committed && gone.as_ref().is_some_and(|t| is_state(t, TaskState::Assigned)) {
                     self.completed += 1;
                 }
                 gone
@@ -320,7 +326,10 @@ impl Index {
 
     /// A fresh observation of `/workers/<id>` (`None`: it is gone).
     pub fn observe_worker(&mut self, id: &str, obs: Option<WorkerObs>) {
-        self.task_vanished.remove(id);
+        // Its task vanished while it still showed it: free now means that was its commit.
+        if self.task_vanished.remove(id).is_some() && matches!(&obs, Some(o) if matches!(o.assignment, Ok(None))) {
+            self.completed += 1;
+        }
         let previous = match obs {
             Some(obs) => {
                 if self.worker_claims.get(id).is_some_and(|&v| obs.version >= v) {
@@ -419,6 +428,9 @@ impl Index {
             Action::ClearWorker { worker_version, .. } => (None, Some(*worker_version)),
         };
         let (task, worker) = action.nodes();
+        if let Action::FailTask { task, .. } = action {
+            self.failing.remove(task);
+        }
         if let (Some(t), Some(v)) = (task, task_version) {
             if self.task_claims.get(t) == Some(&(v + 1)) {
                 self.task_claims.remove(t);
@@ -520,6 +532,13 @@ impl Index {
             return;
         }
         let Some(obs) = self.workers.get(w) else { return };
+        if let Err(e) = validate_id(w) {
+            self.report(
+                &format!("/workers/{w}"),
+                format!("/workers/{w} ignored, not a worker: {e}"),
+            );
+            return;
+        }
         if !obs.ephemeral {
             self.report(
                 &format!("/workers/{w}"),
@@ -561,6 +580,15 @@ impl Index {
             return;
         }
         let Some(obs) = self.tasks.get(t) else { return };
+        // The worker refuses an invalid id (it could not name the task's znodes safely); the
+        // master must not hand one out either.
+        if let Err(e) = validate_id(t) {
+            self.report(
+                &format!("/tasks/{t}"),
+                format!("/tasks/{t} quarantined, never assigned: {e}"),
+            );
+            return;
+        }
         let record = match &obs.record {
             Ok(r) => r,
             Err(e) => {
@@ -593,6 +621,7 @@ impl Index {
                     );
                     let task_version = obs.version;
                     self.task_claims.insert(t.to_string(), task_version + 1);
+                    self.failing.insert(t.to_string());
                     actions.push(Action::FailTask {
                         task: t.to_string(),
                         task_version,
@@ -1210,5 +1239,63 @@ mod tests {
         index.set_clock(99_000);
         index.expire(DEADLINES);
         assert!(index.decide().iter().all(|a| !matches!(a, Action::TakeBack { .. })));
+    }
+
+    #[test]
+    fn a_task_or_worker_with_an_invalid_id_is_reported_and_never_scheduled() {
+        let mut index = Index::from_scan(
+            5,
+            3,
+            vec![("w1".into(), free(0)), ("bad worker".into(), free(0))],
+            vec![("bad id with spaces".into(), queued(1)), ("t2".into(), queued(2))],
+        );
+        let actions = index.decide();
+        assert_eq!(assigned_pairs(&actions), vec![("t2".into(), "w1".into())]);
+        let reports = index.take_reports();
+        assert!(
+            reports
+                .iter()
+                .any(|r| r.contains("/tasks/bad id with spaces quarantined")),
+            "{reports:?}"
+        );
+        assert!(
+            reports.iter().any(|r| r.contains("/workers/bad worker ignored")),
+            "{reports:?}"
+        );
+        // Reported once.
+        index.observe_task("bad id with spaces", Some(queued(1)));
+        index.decide();
+        assert!(index.take_reports().is_empty());
+    }
+
+    #[test]
+    fn completed_counts_commits_and_failures_not_tasks_whose_client_died() {
+        let mut index = Index::from_scan(1, 1, vec![("w1".into(), free(0))], vec![("t1".into(), queued(1))]);
+        let first = index.decide();
+        observe_assign(&mut index, &first[0]);
+        // The client dies while t1 runs: its record vanishes, w1 still shows it.
+        index.observe_task("t1", None);
+        assert!(index.decide().is_empty());
+        index.tick();
+        let due = index.tick();
+        assert_eq!(due, ["w1"], "read w1 again: its task vanished without a commit");
+        // The re-read finds it still busy with the vanished task: the master clears it.
+        let busy_again = index.workers["w1"].clone();
+        index.observe_worker("w1", Some(busy_again));
+        let clear = index.decide();
+        assert!(matches!(&clear[..], [Action::ClearWorker { .. }]), "{clear:?}");
+        let (_, freed) = index.written(&clear[0]);
+        index.observe_worker("w1", freed);
+        assert_eq!(index.completed(), 0, "nothing was committed");
+
+        // A poison failure written by the master counts.
+        index.observe_task("t2", Some(queued(2)));
+        let a = index.decide();
+        observe_assign(&mut index, &a[0]);
+        index.observe_worker("w1", None); // the worker vanished: t2 is orphaned on its last attempt
+        let fail = index.decide();
+        assert!(matches!(&fail[..], [Action::FailTask { .. }]), "{fail:?}");
+        index.observe_task("t2", None);
+        assert_eq!(index.completed(), 1);
     }
 }
