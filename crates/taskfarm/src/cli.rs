@@ -98,6 +98,21 @@ pub enum ZkCommand {
         #[arg(default_value = "/")]
         path: String,
     },
+    /// Check the farm's znodes against the contract (PROTOCOL.md) without changing anything:
+    /// one line per problem; exit 0 when clean, 1 when a problem is found, 2 when the check
+    /// could not run.
+    Fsck {
+        /// When the first read finds problems, read again after this long and report only those
+        /// still there unchanged (a live farm passes through states that are normal for a
+        /// moment); 0s reports the first read.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        settle: Duration,
+    },
+    /// Write the JSON Schemas of the znode records and payloads (docs/schema/) into DIR.
+    Schema {
+        /// Directory to write into (created if missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 #[cfg(test)]

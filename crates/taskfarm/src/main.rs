@@ -33,6 +33,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", taskfarm::zkcmd::tree(&session, &path).await?);
             session.close().await;
         }
+        // Its own exit status: 1 is "problems found", so a failure to check is 2.
+        Command::Zk(ZkCommand::Fsck { settle }) => {
+            let outcome = async { taskfarm::fsck::check_farm(&global.zk_config()?, settle).await };
+            return Ok(taskfarm::fsck::report(outcome.await));
+        }
+        Command::Zk(ZkCommand::Schema { dir }) => {
+            for path in taskfarm::schema::write_all(&dir)? {
+                println!("{}", path.display());
+            }
+        }
         Command::Master(args) => taskfarm::master::run(&global.zk_config()?, args, shutdown_signal()).await?,
         Command::Worker(args) => taskfarm::worker::run(&global.zk_config()?, args, shutdown_signal()).await?,
         Command::Client(args) => return taskfarm::client::run(&global.zk_config()?, args, shutdown_signal()).await,

@@ -3,6 +3,7 @@
 //! Everything here is pure: parsing and formatting only, no I/O, so that every rule of the
 //! public interface is unit-tested and shared by all roles.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -15,8 +16,24 @@ pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// replaced by an error result.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
+/// Largest whole result (`/data/<id>` from version 1) a reader accepts: the value and room for
+/// the fields around it.
+pub const MAX_RESULT_RECORD_BYTES: usize = MAX_RESULT_BYTES + 8192;
+
 /// Longest task id; ids are `[A-Za-z0-9_.-]`, not starting with a dot.
 pub const MAX_TASK_ID_LEN: usize = 128;
+
+/// [`validate_id`] as a JSON Schema pattern (ECMA 262), for docs/schema/.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$";
+
+/// Largest task record and worker record (`/tasks/<id>`, `/workers/<id>`) a reader accepts.
+pub const MAX_RECORD_BYTES: usize = 4096;
+
+/// Largest `/status` a reader accepts.
+pub const MAX_STATUS_BYTES: usize = 64 * 1024;
+
+/// Longest error string in a result (bytes; a longer one is cut).
+pub const MAX_ERROR_BYTES: usize = 4096;
 
 /// How many times a task may be assigned to a worker that then vanished (crashed, killed,
 /// session expired) before the master completes it with an error result (poison task).
@@ -128,8 +145,9 @@ pub fn validate_id(id: &str) -> Result<(), ContractError> {
 }
 
 /// The life of a task as recorded in `/tasks/<id>`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
+#[schemars(inline)]
 pub enum TaskState {
     /// Submitted, waiting for a worker.
     Queued,
@@ -139,15 +157,26 @@ pub enum TaskState {
 }
 
 /// Data of `/tasks/<id>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The master writes `worker` and `epoch` with every assignment.
+#[schemars(extend(
+    "if" = {"properties": {"state": {"const": "assigned"}}, "required": ["state"]},
+    "then" = {
+        "required": ["worker", "epoch"],
+        "properties": {"worker": {"type": "string"}, "epoch": {"type": "integer"}}
+    }
+))]
 pub struct TaskRecord {
     /// The submitting client's id (informational; ownership is the znode's ephemeral owner).
+    #[schemars(pattern(ID_PATTERN))]
     pub client: String,
     pub state: TaskState,
     /// How many times the task has been assigned (1 for the first run).
     #[serde(default)]
     pub attempt: u32,
+    /// The worker it was last assigned to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(ID_PATTERN))]
     pub worker: Option<String>,
     /// The assigning master's election epoch (its candidate's sequence number).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,7 +213,7 @@ impl TaskRecord {
     }
 
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
-        parse_json("task record", data, 4096)
+        parse_json("task record", data, MAX_RECORD_BYTES)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -216,16 +245,27 @@ impl TaskRecord {
 }
 
 /// The outcome of a task: a value or an error, both delivered to the client.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// What every writer does: a success carries its value, a failure its error.
+#[schemars(extend(
+    "if" = {"properties": {"ok": {"const": true}}, "required": ["ok"]},
+    "then" = {"required": ["value"]},
+    "else" = {"required": ["error"], "properties": {"error": {"type": "string"}}}
+))]
 pub struct TaskResult {
     pub ok: bool,
+    /// The task's value (when ok; a failed `exec` task carries its output too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<serde_json::Value>,
+    /// Why it failed (when not ok); at most 4,096 bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = MAX_ERROR_BYTES))]
     pub error: Option<String>,
     /// The worker that produced it (absent when the master failed the task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(ID_PATTERN))]
     pub worker: Option<String>,
+    /// The assignment that produced it.
     #[serde(default)]
     pub attempt: u32,
     /// Execution time on the worker, in milliseconds.
@@ -236,7 +276,7 @@ pub struct TaskResult {
 impl TaskResult {
     /// Parses `/data/<id>` at version 1 or more (the result; version 0 is the payload).
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
-        parse_json("task result", data, MAX_RESULT_BYTES + 8192)
+        parse_json("task result", data, MAX_RESULT_RECORD_BYTES)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -257,8 +297,8 @@ impl TaskResult {
 
     pub fn failure(error: impl Into<String>, worker: Option<&str>, attempt: u32, run_ms: u64) -> Self {
         let mut error: String = error.into();
-        if error.len() > 4096 {
-            let mut cut = 4096;
+        if error.len() > MAX_ERROR_BYTES {
+            let mut cut = MAX_ERROR_BYTES;
             while !error.is_char_boundary(cut) {
                 cut -= 1;
             }
@@ -296,12 +336,28 @@ impl TaskResult {
 }
 
 /// Data of `/workers/<id>`: `{}` when free, the assignment when busy.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+// An assignment is complete or bogus (see `assignment`); `"task": null` is free.
+#[schemars(extend(
+    "if" = {"properties": {"task": {"type": "string"}}, "required": ["task"]},
+    "then" = {
+        "required": ["epoch", "attempt", "task_version"],
+        "properties": {
+            "epoch": {"type": "integer"},
+            "attempt": {"type": "integer"},
+            "task_version": {"type": "integer"}
+        }
+    }
+))]
 pub struct WorkerRecord {
+    /// The assigned task's id (absent when free).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(ID_PATTERN))]
     pub task: Option<String>,
+    /// The assigning master's election epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
+    /// The task record's `attempt` after the assignment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
     /// Version of `/tasks/<task>` right after the assignment; the worker's commit checks it.
@@ -333,7 +389,7 @@ impl WorkerRecord {
     }
 
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
-        parse_json("worker record", data, 4096)
+        parse_json("worker record", data, MAX_RECORD_BYTES)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -362,26 +418,44 @@ impl WorkerRecord {
 }
 
 /// Data of an election candidate `/master/_c_<uuid>-latch-<seq>`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CandidateInfo {
+    /// The master's id.
+    #[schemars(pattern(ID_PATTERN))]
     pub id: String,
+    /// Its process id (informational).
     #[serde(default)]
     pub pid: u32,
+    /// Its host name (informational).
     #[serde(default)]
     pub host: String,
 }
 
+impl CandidateInfo {
+    pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
+        parse_json("candidate", data, MAX_RECORD_BYTES)
+    }
+}
+
 /// Data of `/status`, written by the leading master about once a second (fenced).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct FarmStatus {
+    /// The leading master's id.
+    #[schemars(pattern(ID_PATTERN))]
     pub leader: String,
+    /// Its election epoch.
     pub epoch: i64,
     /// When this leader took over (ms since the Unix epoch).
     pub leader_since_ms: u64,
+    /// When this was written.
     pub updated_ms: u64,
+    /// Live workers (ephemeral `/workers` children).
     pub workers: u32,
+    /// Workers without an assignment.
     pub free_workers: u32,
+    /// Tasks waiting for a worker.
     pub pending: u32,
+    /// Tasks assigned and not yet completed.
     pub running: u32,
     /// Tasks completed (committed by a worker or failed by a master) since the farm began;
     /// carried over across failovers.
@@ -392,7 +466,7 @@ pub struct FarmStatus {
 
 impl FarmStatus {
     pub fn parse(data: &[u8]) -> Result<Self, ContractError> {
-        parse_json("farm status", data, 64 * 1024)
+        parse_json("farm status", data, MAX_STATUS_BYTES)
     }
 }
 

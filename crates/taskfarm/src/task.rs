@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use crate::protocol::{parse_json, ContractError, MAX_PAYLOAD_BYTES};
+use crate::exec::catalogue::MAX_MAX_ARGS;
+use crate::protocol::{parse_json, ContractError, ID_PATTERN, MAX_PAYLOAD_BYTES};
 
 /// Longest `sleep` task we accept (one hour).
 pub const MAX_SLEEP_MS: u64 = 3_600_000;
@@ -13,14 +15,20 @@ pub const MAX_SLEEP_MS: u64 = 3_600_000;
 pub const MAX_CPU_ROUNDS: u64 = 50_000_000;
 
 /// A task payload. JSON with a `kind` field, e.g. `{"kind":"sleep","ms":100}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
+// `parse` refuses unknown fields (serde alone would ignore them).
+#[schemars(deny_unknown_fields)]
 pub enum TaskSpec {
     /// Sleep for `ms` milliseconds; the result is `{"slept_ms": ms}`.
-    Sleep { ms: u64 },
+    Sleep {
+        #[schemars(range(max = MAX_SLEEP_MS))]
+        ms: u64,
+    },
     /// `rounds` iterations of SHA-256 over the previous digest, starting from `seed`;
     /// the result is `{"digest": hex}` (deterministic).
     Cpu {
+        #[schemars(range(max = MAX_CPU_ROUNDS))]
         rounds: u64,
         #[serde(default)]
         seed: String,
@@ -37,15 +45,22 @@ pub enum TaskSpec {
     },
     /// Kills the worker process that runs it (a poison task, for fault tests).
     Crash,
-    /// Runs a command the worker's catalogue declares (`crate::exec`): never an argv of the
-    /// client's choosing.
+    /// Runs a command the worker's catalogue declares (PROTOCOL.md, "exec"): never an argv
+    /// of the client's choosing.
     Exec {
+        /// The command's name in the worker's catalogue.
+        #[schemars(pattern(ID_PATTERN))]
         command: String,
+        /// Appended to the declared argv when the catalogue's pattern admits each.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[schemars(length(max = MAX_MAX_ARGS), inner(pattern(r"^[^\u0000]*$")), extend("default" = []))]
         args: Vec<String>,
+        /// Written to the command's stdin (absent: stdin is /dev/null).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         stdin: Option<String>,
+        /// The time limit (absent: the catalogue's).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(range(min = 1, max = MAX_EXEC_TIMEOUT_MS))]
         timeout_ms: Option<u64>,
     },
 }
@@ -121,12 +136,8 @@ impl TaskSpec {
                 ..
             } => {
                 crate::protocol::validate_id(command).map_err(|e| format!("exec command name: {e}"))?;
-                if args.len() > crate::exec::catalogue::MAX_MAX_ARGS {
-                    return Err(format!(
-                        "{} exec arguments is over {}",
-                        args.len(),
-                        crate::exec::catalogue::MAX_MAX_ARGS
-                    ));
+                if args.len() > MAX_MAX_ARGS {
+                    return Err(format!("{} exec arguments is over {MAX_MAX_ARGS}", args.len()));
                 }
                 if args.iter().any(|a| a.contains('\0')) {
                     return Err("exec arguments must not contain NUL bytes".into());

@@ -26,7 +26,8 @@ struct ExecFarm {
 }
 
 impl ExecFarm {
-    fn new(name: &str) -> Self {
+    /// A farm whose layout exists (as `taskfarm zk init` makes it: `submit` needs a farm).
+    async fn new(name: &str) -> Self {
         let farm = Farm::new(&shared_standalone().connect_string(), name, Duration::from_secs(2));
         // Longer than any wait of the tests (common::LIMIT), so a sleep that is gone was killed.
         let marker = format!(
@@ -77,6 +78,7 @@ impl ExecFarm {
             ),
         )
         .unwrap();
+        farm.observer().await.close().await;
         let master = farm.master("m1");
         Self {
             farm,
@@ -115,7 +117,7 @@ fn exec(command: &str) -> Value {
 
 #[tokio::test]
 async fn declared_commands_run_and_everything_else_is_refused_with_a_reason() {
-    let f = ExecFarm::new("exec");
+    let f = ExecFarm::new("exec").await;
     let _worker = f.worker("w1", &[]);
 
     let r = f
@@ -225,7 +227,7 @@ fn submit_exec(f: &ExecFarm, args: &[&str], stdin: &str) -> (i32, String, String
 
 #[tokio::test]
 async fn submit_exec_behaves_like_the_command_it_runs() {
-    let f = ExecFarm::new("submitexec");
+    let f = ExecFarm::new("submitexec").await;
     let _worker = f.worker("w1", &[]);
     let f = std::sync::Arc::new(f);
     let run = |args: &'static [&'static str], stdin: &'static str| {
@@ -257,7 +259,7 @@ async fn submit_exec_behaves_like_the_command_it_runs() {
 
 #[tokio::test]
 async fn a_withdrawn_exec_task_has_its_whole_process_group_killed() {
-    let f = ExecFarm::new("withdrawn");
+    let f = ExecFarm::new("withdrawn").await;
     let _worker = f.worker("w1", &[]);
     let task = exec("hang").to_string();
     let client = f.farm.client("c1", 1, 1, &task);
@@ -279,7 +281,7 @@ async fn a_withdrawn_exec_task_has_its_whole_process_group_killed() {
 
 #[tokio::test]
 async fn a_sigkilled_worker_takes_the_commands_it_ran_with_it() {
-    let f = ExecFarm::new("workerkill");
+    let f = ExecFarm::new("workerkill").await;
     let worker = f.worker("w1", &[]);
     let task = exec("hang").to_string();
     let _client = f.farm.client("c1", 1, 1, &task);
@@ -294,7 +296,7 @@ async fn a_sigkilled_worker_takes_the_commands_it_ran_with_it() {
 
 #[tokio::test]
 async fn slots_run_tasks_at_once_each_as_a_worker_of_its_own() {
-    let f = ExecFarm::new("slots");
+    let f = ExecFarm::new("slots").await;
     let _worker = f.worker("w", &["--slots", "2"]);
     let observer = f.farm.observer().await;
     let mut slots = wait_children(&observer, "/workers", "both slots", |c| {
@@ -340,7 +342,7 @@ async fn a_worker_refuses_a_catalogue_with_mistakes_and_names_the_line() {
 
 #[tokio::test]
 async fn a_client_submits_the_tasks_of_a_file_one_per_line() {
-    let f = ExecFarm::new("bulk");
+    let f = ExecFarm::new("bulk").await;
     let _worker = f.worker("w1", &["--slots", "2"]);
     let lines: Vec<String> = ["one", "two", "three"]
         .iter()

@@ -9,7 +9,11 @@ use common::{shared_standalone, Farm};
 
 #[tokio::test]
 async fn clients_sharing_a_results_log_write_only_whole_lines() {
-    let farm = Farm::new(&shared_standalone().connect_string(), "sharedlog", Duration::from_secs(10));
+    let farm = Farm::new(
+        &shared_standalone().connect_string(),
+        "sharedlog",
+        Duration::from_secs(10),
+    );
     let _master = farm.master("m1");
     let _workers: Vec<_> = (1..=2).map(|i| farm.worker(&format!("w{i}"))).collect();
     let shared = farm.dir.join("shared.jsonl");

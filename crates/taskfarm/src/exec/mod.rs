@@ -23,7 +23,7 @@ use crate::task::TaskFailure;
 const RESULT_MARGIN: usize = 1024;
 
 /// What an `exec` task's result value holds (success or failure alike).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExecOutput {
     /// The exit code, when the command exited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
