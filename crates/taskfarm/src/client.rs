@@ -413,11 +413,24 @@ pub async fn run(
         }
     };
     let id = args.id.clone().unwrap_or_else(|| random_id("client"));
-    validate_id(&id).context("client id")?;
+    validate_client_id(&id)?;
     let span = tracing::info_span!("client", client = %id);
     drive(config, args, id, Arc::new(workload), shutdown)
         .instrument(span)
         .await
+}
+
+/// A client id must leave room for the task ids made from it (`<client>-<8 digits>`).
+fn validate_client_id(id: &str) -> anyhow::Result<()> {
+    validate_id(id).context("client id")?;
+    let longest = crate::protocol::MAX_TASK_ID_LEN - 9;
+    anyhow::ensure!(
+        id.len() <= longest,
+        "client id is {} characters; at most {longest} (task ids `<client>-<8 digits>` must stay within {})",
+        id.len(),
+        crate::protocol::MAX_TASK_ID_LEN
+    );
+    Ok(())
 }
 
 /// The payloads a client submits: task number n (from 1) carries payload (n - 1) mod len.
@@ -763,6 +776,13 @@ mod tests {
         let e = Workload::from_lines("{\"kind\":\"echo\"}\n{\"kind\":\"nope\"}\n").unwrap_err();
         assert!(format!("{e:#}").contains("line 2"), "{e:#}");
         assert!(Workload::from_lines("\n").is_err());
+    }
+
+    #[test]
+    fn a_client_id_leaves_room_for_its_task_ids() {
+        assert!(validate_client_id(&"c".repeat(119)).is_ok());
+        let e = validate_client_id(&"c".repeat(120)).unwrap_err();
+        assert!(e.to_string().contains("at most 119"), "{e}");
     }
 
     #[test]
