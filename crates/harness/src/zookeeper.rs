@@ -33,6 +33,9 @@ pub struct ZkOptions {
     /// Let the JVM compile hot code with its optimizing compiler (C2), as a production server
     /// does. Off by default: tests start many short-lived servers, and C1 alone starts faster.
     pub full_jit: bool,
+    /// Connections one host may hold per server (ZooKeeper's `maxClientCnxns`; 0 = no limit,
+    /// as the tests want: they run many roles from one host).
+    pub max_client_connections: u32,
 }
 
 impl Default for ZkOptions {
@@ -44,6 +47,7 @@ impl Default for ZkOptions {
             base_dir: None,
             heap_mb: 256,
             full_jit: false,
+            max_client_connections: 0,
         }
     }
 }
@@ -122,12 +126,13 @@ impl ZkCluster {
             let mut cfg = format!(
                 "tickTime={tick}\ninitLimit=20\nsyncLimit=10\ndataDir={data}\nclientPort={port}\n\
                  clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
-                 maxSessionTimeout={max}\nforceSync={sync}\nmaxClientCnxns=0\n",
+                 maxSessionTimeout={max}\nforceSync={sync}\nmaxClientCnxns={cnxns}\n",
                 tick = options.tick_ms,
                 data = dir.join("data").display(),
                 port = p[0],
                 max = options.tick_ms * options.max_session_ticks,
                 sync = if options.force_sync { "yes" } else { "no" },
+                cnxns = options.max_client_connections,
             );
             if n > 1 {
                 cfg.push_str("reconfigEnabled=false\nstandaloneEnabled=false\ncnxTimeout=1000\n");

@@ -24,7 +24,9 @@ pub fn init(format: LogFormat, orchestrator: bool) {
     let default = if orchestrator {
         "warn,zookeeper_client=off"
     } else {
-        "info,zookeeper_client=warn"
+        // The crate warns at every failed reconnection attempt (hundreds while a server is away);
+        // the roles say once what failed and the likely cause.
+        "info,zookeeper_client=error"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = match format {

@@ -38,6 +38,19 @@ pub struct ZkConfig {
     create_chroot: bool,
 }
 
+/// The hosts of a connect string that accept a TCP connection: when no session could be had,
+/// these tell "the server refuses us" (connection limit, no quorum) from "nothing listens".
+async fn accepting_hosts(hosts: &str) -> Vec<String> {
+    let mut open = Vec::new();
+    for host in hosts.split(',') {
+        let probe = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(host)).await;
+        if matches!(probe, Ok(Ok(_))) {
+            open.push(host.to_string());
+        }
+    }
+    open
+}
+
 /// The connect string names no farm: its chroot or layout is missing. Not retried.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -141,8 +154,17 @@ impl ZkConfig {
                 Err(err) => {
                     let now = Instant::now();
                     if now >= deadline {
+                        let hint = match accepting_hosts(&self.hosts).await.as_slice() {
+                            [] => String::new(),
+                            open => format!(
+                                "; {} accepted the TCP connection but gave no session: too many \
+                                 connections from this host (ZooKeeper's maxClientCnxns, 60 by default)? \
+                                 a server not yet in a quorum? not a ZooKeeper port?",
+                                open.join(", ")
+                            ),
+                        };
                         return Err(err.context(format!(
-                            "no ZooKeeper server answered at {} within {:?} ({attempt} attempts)",
+                            "no ZooKeeper server answered at {} within {:?} ({attempt} attempts){hint}",
                             self.hosts, self.connect_timeout
                         )));
                     }

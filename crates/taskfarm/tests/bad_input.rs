@@ -220,3 +220,19 @@ async fn submit_into_a_chroot_with_no_farm_fails_at_once_and_creates_nothing() {
     let log = submit.log();
     assert!(log.contains("/tasks does not exist"), "{log}");
 }
+
+#[tokio::test]
+async fn a_connection_limit_on_the_server_is_named_as_the_likely_cause() {
+    let zk = ZkCluster::standalone(taskfarm_harness::ZkOptions {
+        max_client_connections: 2,
+        ..common::zk_options()
+    })
+    .unwrap();
+    let farm = Farm::new(&zk.connect_string(), "cnxns", Duration::from_secs(10));
+    // Two sessions from this host use up the limit.
+    let _held = [farm.observer().await, farm.observer().await];
+    let mut init = farm.spawn("init", &["--connect-timeout", "2s", "zk", "init"]);
+    assert!(!init.exit().await.success());
+    let log = init.log();
+    assert!(log.contains("maxClientCnxns"), "{log}");
+}
