@@ -36,7 +36,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "TASKFARM_SESSION_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub session_timeout: Duration,
 
-    /// How long to keep trying to reach ZooKeeper at start before giving up.
+    /// How long to keep trying to reach ZooKeeper at start before giving up; 0 = for ever (roles
+    /// in Kubernetes: a pod waits for ZooKeeper instead of exiting and being restarted).
     #[arg(long, global = true, env = "TASKFARM_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
 

@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 use zookeeper_client::{Error as ZkError, EventType, MultiWriteError};
 
 use crate::election::random_id;
+use crate::metrics::{Outcome, OutcomeLabel};
 use crate::protocol::{now_ms, paths, validate_id, TaskRecord, TaskResult};
 use crate::task::TaskSpec;
 use crate::zk::{is_connection_loss, is_terminal, timed, ZkConfig, ZkSession};
@@ -475,7 +476,9 @@ async fn drive(
     workload: Arc<Workload>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<ExitCode> {
-    let ready = crate::health::maybe_serve(args.health_addr).await?;
+    let ready = crate::health::maybe_serve(args.health_addr, crate::role::Role::Client).await?;
+    let metrics = &crate::metrics::get().client;
+    let mut heartbeat = tokio::time::interval(crate::health::BEAT_INTERVAL);
     let mut log = match &args.results_log {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -509,6 +512,7 @@ async fn drive(
             }
         };
         summary.sessions += 1;
+        tokio::spawn(crate::role::track_session(&session));
         session.ensure_layout().await?;
         ready.send_replace(true);
         tracing::info!(session_id = format!("{:#x}", session.session_id()), "session started");
@@ -525,6 +529,7 @@ async fn drive(
                     let t = format!("{id}-{next_number:08}");
                     outstanding.insert(t.clone(), Instant::now());
                     summary.submitted += 1;
+                    metrics.submitted.inc();
                     t
                 } else {
                     break;
@@ -542,6 +547,7 @@ async fn drive(
             }
             let joined = tokio::select! {
                 j = inflight.join_next() => j,
+                _ = heartbeat.tick() => { crate::health::beat(); continue }
                 _ = &mut shutdown => {
                     inflight.abort_all();
                     session.close().await;
@@ -557,11 +563,16 @@ async fn drive(
                     };
                     let ms = t0.elapsed().as_secs_f64() * 1000.0;
                     latencies.push(ms);
-                    if result.ok {
+                    crate::health::beat();
+                    metrics.latency.observe(ms / 1000.0);
+                    let outcome = if result.ok {
                         summary.completed += 1;
+                        Outcome::Ok
                     } else {
                         summary.failed += 1;
-                    }
+                        Outcome::Failed
+                    };
+                    metrics.results.get_or_create(&OutcomeLabel { outcome }).inc();
                     if let Some(f) = log.as_mut() {
                         let line =
                             serde_json::json!({"client": id, "task": task_id, "latency_ms": ms, "result": result});
@@ -588,6 +599,7 @@ async fn drive(
                     tracing::error!(task = task_id, reason, "task lost");
                     outstanding.remove(&task_id);
                     summary.lost += 1;
+                    metrics.lost.inc();
                 }
             }
         }

@@ -14,6 +14,7 @@ pub mod fsck;
 pub mod health;
 pub mod logging;
 pub mod master;
+pub mod metrics;
 pub mod protocol;
 pub mod role;
 pub mod schema;

@@ -72,6 +72,7 @@ where
                 match config.connect().await {
                     Ok(s) => return Ok(s),
                     Err(e) => {
+                        crate::health::beat(); // waiting for ZooKeeper is not a stall
                         tracing::warn!(error = %format!("{e:#}"), "ZooKeeper still unreachable; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
@@ -87,6 +88,7 @@ where
         };
         first = false;
         let span = tracing::info_span!("session", session_id = %format_args!("{:#x}", session.session_id()));
+        let tracker = tokio::spawn(track_session(&session));
         span.in_scope(|| tracing::info!(zk = %config.connect_string(), "session started"));
         tokio::select! {
             outcome = body(session.clone()).instrument(span.clone()) => {
@@ -99,6 +101,8 @@ where
                 } else {
                     span.in_scope(|| tracing::warn!("session ended (expired or closed); starting a new session"));
                 }
+                tracker.abort();
+                crate::metrics::get().session.connected.set(0);
                 drop(session);
             }
             () = &mut shutdown => {
@@ -106,6 +110,40 @@ where
                 session.close().await;
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Follows a session's state into the session metrics (and so `/readyz`) until it ends. Holds
+/// only the session's state watcher: a clone of the session would keep it open after its
+/// owner closes it.
+pub fn track_session(session: &ZkSession) -> impl Future<Output = ()> + Send + 'static {
+    use zookeeper_client::SessionState;
+    let mut states = session.client.state_watcher();
+    let mut state = session.client.state();
+    async move {
+        let metrics = &crate::metrics::get().session;
+        metrics.sessions.inc();
+        let mut lost = false;
+        loop {
+            match state {
+                SessionState::SyncConnected => {
+                    metrics.connected.set(1);
+                    if std::mem::take(&mut lost) {
+                        metrics.reconnects.inc();
+                    }
+                }
+                SessionState::Disconnected => {
+                    metrics.connected.set(0);
+                    lost = true;
+                }
+                s if crate::zk::is_terminal(s) => {
+                    metrics.connected.set(0);
+                    return;
+                }
+                _ => {}
+            }
+            state = states.changed().await;
         }
     }
 }

@@ -17,6 +17,7 @@ use zookeeper_client::{Error as ZkError, EventType, MultiWriteError, SessionStat
 
 use crate::election::random_id;
 use crate::exec::Catalogue;
+use crate::metrics::{Outcome, OutcomeLabel};
 use crate::protocol::{paths, validate_id, Assignment, TaskResult, WorkerRecord};
 use crate::task::TaskSpec;
 use crate::zk::{is_connection_loss, is_terminal, timed, PersistentWatch, ZkConfig, ZkSession};
@@ -65,7 +66,7 @@ pub async fn run(
     });
     let span = tracing::info_span!("worker", worker = %id);
     let ready = Arc::new(
-        crate::health::maybe_serve(args.health_addr)
+        crate::health::maybe_serve(args.health_addr, crate::role::Role::Worker)
             .instrument(span.clone())
             .await?,
     );
@@ -93,7 +94,7 @@ pub async fn run(
 }
 
 /// What the running task hands back.
-enum Outcome {
+enum TaskOutcome {
     /// The task ran (or its payload was rejected): commit this result.
     Finished(TaskResult),
     /// `/data/<task>` is gone (its client went, or someone deleted it): nobody to tell; the
@@ -108,7 +109,7 @@ struct Running {
     /// The `task` span: everything logged about this task, wherever it is logged.
     span: tracing::Span,
     own_version: i32,
-    handle: JoinHandle<Option<Outcome>>,
+    handle: JoinHandle<Option<TaskOutcome>>,
 }
 
 struct Worker {
@@ -124,13 +125,40 @@ impl Drop for Running {
     /// `exec` task's process group is killed with it.
     fn drop(&mut self) {
         self.handle.abort();
+        crate::metrics::get().worker.busy_slots.dec();
+    }
+}
+
+/// Counts a task's end by outcome.
+fn count_task(outcome: Outcome) {
+    crate::metrics::get()
+        .worker
+        .tasks
+        .get_or_create(&OutcomeLabel { outcome })
+        .inc();
+}
+
+/// The outcome of a committed result.
+fn outcome_of(result: &TaskResult) -> Outcome {
+    let timed_out = result
+        .value
+        .as_ref()
+        .is_some_and(|v| v.get("timed_out") == Some(&serde_json::Value::Bool(true)));
+    let error = result.error.as_deref().unwrap_or("");
+    match (result.ok, timed_out) {
+        (true, _) => Outcome::Ok,
+        (false, true) => Outcome::TimedOut,
+        _ if error.starts_with("refused:") || error.starts_with("rejected:") => Outcome::Refused,
+        _ => Outcome::Failed,
     }
 }
 
 /// Why the watch loop woke up.
 enum Wake {
     Event(WatchedEvent),
-    Finished(Option<Box<Outcome>>),
+    Finished(Option<Box<TaskOutcome>>),
+    /// Nothing happened for a while: the loop beats to show it is alive.
+    Heartbeat,
 }
 
 /// How a commit ended.
@@ -174,6 +202,7 @@ impl Worker {
         let mut own_events: u32 = 0;
         let mut read_needed = true;
         let mut disconnected = false;
+        let mut heartbeat = tokio::time::interval(crate::health::BEAT_INTERVAL);
         loop {
             if read_needed {
                 read_needed = false;
@@ -214,6 +243,7 @@ impl Worker {
                         if let Some(r) = current {
                             r.span
                                 .in_scope(|| tracing::warn!("assignment withdrawn; abandoning the task"));
+                            count_task(Outcome::Abandoned);
                             r.handle.abort();
                         }
                         wanted.map(|a| self.start(a, stat.version))
@@ -230,9 +260,12 @@ impl Worker {
                 tokio::select! {
                     event = events.next() => Wake::Event(event),
                     w = finished => w,
+                    _ = heartbeat.tick() => Wake::Heartbeat,
                 }
             };
+            crate::health::beat();
             match wake {
+                Wake::Heartbeat => {}
                 Wake::Event(event) => match (event.event_type, event.session_state) {
                     (EventType::NodeDataChanged, _) if own_events > 0 => own_events -= 1,
                     (EventType::NodeDataChanged | EventType::NodeDeleted | EventType::NodeCreated, _) => {
@@ -246,6 +279,7 @@ impl Worker {
                     (EventType::Session, s) if is_terminal(s) => {
                         if let Some(r) = running.take() {
                             r.span.in_scope(|| tracing::warn!("session ended: abandoning the task"));
+                            count_task(Outcome::Abandoned);
                             r.handle.abort();
                         }
                         return Ok(());
@@ -341,6 +375,7 @@ impl Worker {
 
     /// Starts executing an assignment in the background.
     fn start(&self, assignment: Assignment, own_version: i32) -> Running {
+        crate::metrics::get().worker.busy_slots.inc();
         let span = tracing::info_span!(
             "task",
             task = %assignment.task,
@@ -376,12 +411,12 @@ impl Worker {
                         },
                         Err(e) => TaskResult::failure(format!("rejected: {e}"), Some(&worker), attempt, 0),
                     },
-                    Ok(_) | Err(ZkError::NoNode) => return Some(Outcome::PayloadGone),
+                    Ok(_) | Err(ZkError::NoNode) => return Some(TaskOutcome::PayloadGone),
                     // The session ended: nothing can be committed any more.
                     Err(ZkError::SessionExpired | ZkError::ClientClosed | ZkError::AuthFailed) => return None,
                     Err(e) => TaskResult::failure(format!("cannot read the payload: {e}"), Some(&worker), attempt, 0),
                 };
-                Some(Outcome::Finished(result))
+                Some(TaskOutcome::Finished(result))
             }
             .instrument(span.clone()),
         );
@@ -398,11 +433,11 @@ impl Worker {
     /// Deleting the task record at the version the master assigned is what makes a result
     /// land once: a second commit (ours retried, a late one of an expired session, the
     /// master failing the task) finds the record gone.
-    async fn commit(&mut self, running: &Running, mut outcome: Outcome) -> Commit {
+    async fn commit(&mut self, running: &Running, mut outcome: TaskOutcome) -> Commit {
         let a = &running.assignment;
         let mut result = match &outcome {
-            Outcome::Finished(r) => Some(r.to_bytes()),
-            Outcome::PayloadGone => None,
+            TaskOutcome::Finished(r) => Some(r.to_bytes()),
+            TaskOutcome::PayloadGone => None,
         };
         let free = WorkerRecord::free().to_bytes();
         loop {
@@ -428,8 +463,15 @@ impl Worker {
             match committed {
                 Ok(_) => {
                     match &outcome {
-                        Outcome::Finished(r) => tracing::info!(ok = r.ok, run_ms = r.run_ms, "result committed"),
-                        Outcome::PayloadGone => tracing::warn!(
+                        TaskOutcome::Finished(r) => {
+                            count_task(outcome_of(r));
+                            crate::metrics::get()
+                                .worker
+                                .task_duration
+                                .observe(r.run_ms as f64 / 1000.0);
+                            tracing::info!(ok = r.ok, run_ms = r.run_ms, "result committed")
+                        }
+                        TaskOutcome::PayloadGone => tracing::warn!(
                             "task payload {} is missing: task retired without a result",
                             paths::data(&a.task)
                         ),
@@ -442,7 +484,7 @@ impl Worker {
                 }) if result.is_some() => {
                     // The payload znode vanished while the task ran: nobody to report to, but
                     // the task is still ours to retire (a worker gives no live task back).
-                    (outcome, result) = (Outcome::PayloadGone, None);
+                    (outcome, result) = (TaskOutcome::PayloadGone, None);
                     continue;
                 }
                 Err(MultiWriteError::OperationFailed { index, source }) => {

@@ -134,8 +134,16 @@ impl ZkConfig {
     /// Connects, retrying with exponential backoff until `connect_timeout` has passed.
     ///
     /// Creates the chroot when it is missing (the crate needs it to exist).
+    /// A `connect_timeout` of zero means no limit: roles in Kubernetes wait for ZooKeeper to
+    /// come up rather than exit and be restarted; each failed attempt is logged.
     pub async fn connect(&self) -> anyhow::Result<ZkSession> {
-        let deadline = Instant::now() + self.connect_timeout;
+        let unbounded = self.connect_timeout.is_zero();
+        let deadline = Instant::now()
+            + if unbounded {
+                Duration::from_secs(86_400 * 365)
+            } else {
+                self.connect_timeout
+            };
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 0u32;
         loop {
@@ -168,7 +176,13 @@ impl ZkConfig {
                             self.hosts, self.connect_timeout
                         )));
                     }
-                    tracing::debug!(attempt, error = %format!("{err:#}"), "ZooKeeper not reachable yet; retrying");
+                    let error = format!("{err:#}");
+                    if unbounded || attempt % 5 == 0 {
+                        tracing::warn!(attempt, zk = %self.hosts, error, "ZooKeeper not reachable yet; retrying");
+                    } else {
+                        tracing::debug!(attempt, error, "ZooKeeper not reachable yet; retrying");
+                    }
+                    crate::health::beat(); // waiting for ZooKeeper is not a stall
                     tokio::time::sleep(backoff.min(deadline - now)).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }

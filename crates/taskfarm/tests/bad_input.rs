@@ -236,3 +236,31 @@ async fn a_connection_limit_on_the_server_is_named_as_the_likely_cause() {
     let log = init.log();
     assert!(log.contains("maxClientCnxns"), "{log}");
 }
+
+#[tokio::test]
+async fn with_no_connect_limit_a_worker_waits_for_zookeeper_to_come_up() {
+    let mut zk = ZkCluster::standalone(common::zk_options()).unwrap();
+    zk.stop_server(0, Signal::SIGKILL).unwrap();
+    let farm = Farm::new(&zk.connect_string(), "patient", Duration::from_secs(2));
+    let mut worker = farm.spawn("w1", &["--connect-timeout", "0", "worker", "--id", "w1"]);
+    // Well past the default 30 s limit would be a timing test; instead: the worker says it is
+    // retrying, and it is still there to register once the server is back.
+    // A log file has no event to wait on: it is polled (bounded) until the line shows.
+    let deadline = tokio::time::Instant::now() + common::LIMIT;
+    while !worker.log().contains("ZooKeeper not reachable yet") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no retry logged:\n{}",
+            worker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    zk.start_server(0).unwrap();
+    let observer = farm.observer().await;
+    wait_children(&observer, "/workers", "the patient worker", |c| {
+        (c == ["w1"]).then_some(())
+    })
+    .await;
+    worker.signal(Signal::SIGTERM);
+    assert!(worker.exit().await.success());
+}

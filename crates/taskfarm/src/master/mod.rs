@@ -23,6 +23,7 @@ use zookeeper_client::{Client, Error as ZkError, EventType, MultiWriteError, Ses
 
 use self::index::{Action, Deadlines, Index, TaskObs, WorkerObs};
 use crate::election::{campaign, candidate_info, random_id, Leadership};
+use crate::metrics::{Revocation, RevocationLabel, TaskState, TaskStateLabel, WorkerState, WorkerStateLabel};
 use crate::protocol::{now_ms, paths, validate_id, FarmStatus, TaskRecord, WorkerRecord};
 use crate::zk::{timed, PersistentWatch, ZkConfig, ZkSession};
 
@@ -61,7 +62,7 @@ pub async fn run(
     validate_id(&id).context("master id")?;
     let span = tracing::info_span!("master", master = %id);
     let ready = Arc::new(
-        crate::health::maybe_serve(args.health_addr)
+        crate::health::maybe_serve(args.health_addr, crate::role::Role::Master)
             .instrument(span.clone())
             .await?,
     );
@@ -95,6 +96,9 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
         disconnected: false,
     };
     let leading = async {
+        // A backup's loop is idle between events: it beats on a timer (the leader's beats come
+        // with its status writes).
+        let mut heartbeat = tokio::time::interval(crate::health::BEAT_INTERVAL);
         loop {
             let (epoch, candidate) = loop {
                 if let Leadership::Leader { epoch, candidate } = rx.borrow_and_update().clone() {
@@ -102,6 +106,7 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
                 }
                 let event = tokio::select! {
                     changed = rx.changed() => if changed.is_err() { return } else { continue },
+                    _ = heartbeat.tick() => { crate::health::beat(); continue }
                     e = events.tasks.next() => e,
                     e = events.workers.next() => e,
                 };
@@ -111,8 +116,13 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
             };
             let span = tracing::info_span!("leading", epoch);
             span.in_scope(|| tracing::info!(candidate, "became leader: rebuilding state from ZooKeeper"));
+            let metrics = &crate::metrics::get().master;
+            metrics.leading.set(1);
+            metrics.epoch.set(epoch);
+            metrics.leaderships.inc();
             let mut leader = Leader::new(session, id, epoch, candidate, args);
             let led = leader.lead(&mut rx, &mut events).instrument(span.clone()).await;
+            metrics.leading.set(0);
             span.in_scope(|| match led {
                 Ok(reason) => tracing::warn!(reason, "no longer leading"),
                 Err(e) => tracing::warn!(error = %format!("{e:#}"), "leadership ended by an error"),
@@ -415,6 +425,11 @@ impl<'a> Leader<'a> {
             scan_ms = started.elapsed().as_millis() as u64,
             "scanned ZooKeeper"
         );
+        crate::metrics::get()
+            .master
+            .scan_duration
+            .observe(started.elapsed().as_secs_f64());
+        crate::health::beat();
         Ok(Index::from_scan(self.epoch, self.args.max_attempts, workers, tasks))
     }
 
@@ -497,12 +512,16 @@ impl<'a> Leader<'a> {
                     Action::TakeBack {
                         task, worker, reason, ..
                     } => {
+                        revoked(Revocation::TakenBack);
                         tracing::warn!(task, worker, reason, "took the task back from its worker")
                     }
                     Action::ClearWorker { worker, reason, .. } => {
+                        revoked(Revocation::Cleared);
                         tracing::info!(worker, reason, "withdrew a worker's assignment")
                     }
-                    Action::Assign { .. } => {}
+                    Action::Assign { .. } => {
+                        crate::metrics::get().master.assignments.inc();
+                    }
                 }
                 None
             }
@@ -569,6 +588,7 @@ impl<'a> Leader<'a> {
 
     /// Rewrites `/status` (fenced). Returns a reason when leadership is lost.
     async fn write_status(&mut self, index: &Index) -> Option<&'static str> {
+        crate::health::beat();
         let counts = index.counts();
         let status = FarmStatus {
             updated_ms: now_ms(),
@@ -579,6 +599,7 @@ impl<'a> Leader<'a> {
             completed_total: self.status.completed_total + index.completed(),
             ..self.status.clone()
         };
+        publish_counts(&status);
         let data = serde_json::to_vec(&status).expect("status serializes");
         let mut multi = self.client().new_multi_writer();
         if multi
@@ -596,6 +617,27 @@ impl<'a> Leader<'a> {
             _ => None,
         }
     }
+}
+
+fn revoked(reason: Revocation) {
+    crate::metrics::get()
+        .master
+        .revocations
+        .get_or_create(&RevocationLabel { reason })
+        .inc();
+}
+
+/// The leader's view of the farm, as gauges (refreshed with each /status write).
+fn publish_counts(status: &FarmStatus) {
+    let m = &crate::metrics::get().master;
+    let task = |state| m.tasks.get_or_create(&TaskStateLabel { state }).clone();
+    task(TaskState::Pending).set(i64::from(status.pending));
+    task(TaskState::Running).set(i64::from(status.running));
+    let worker = |state| m.workers.get_or_create(&WorkerStateLabel { state }).clone();
+    worker(WorkerState::Free).set(i64::from(status.free_workers));
+    worker(WorkerState::Busy).set(i64::from(status.workers.saturating_sub(status.free_workers)));
+    m.completed.set(status.completed_total as i64);
+    m.failovers.set(status.failovers as i64);
 }
 
 fn task_obs(data: &[u8], stat: &zookeeper_client::Stat) -> TaskObs {
