@@ -177,7 +177,7 @@ impl ZkConfig {
                         )));
                     }
                     let error = format!("{err:#}");
-                    if unbounded || attempt % 5 == 0 {
+                    if unbounded || attempt.is_multiple_of(5) {
                         tracing::warn!(attempt, zk = %self.hosts, error, "ZooKeeper not reachable yet; retrying");
                     } else {
                         tracing::debug!(attempt, error, "ZooKeeper not reachable yet; retrying");
