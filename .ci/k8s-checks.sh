@@ -5,7 +5,13 @@
 #      against the Kubernetes 1.33 schemas (kubernetes-validate); TaskFarm custom resources, which
 #      it has no schema for, are split out and validated against the CRD's own schema instead
 #   3. "never both": operator renders have a TaskFarm + controller and no role Deployments,
-#      plain renders the role Deployments and no TaskFarm/controller; chaos in plain mode is refused
+#      plain renders the role Deployments and no TaskFarm/controller; chaos in plain mode is refused;
+#      the controller's Role grants exactly what its code uses (no delete on Deployments); it always
+#      elects a leader on its own Lease and selects its own release's TaskFarms (two releases in
+#      one namespace rendered side by side); the global imagePullSecrets reach every pod in both
+#      modes; the `helm test` pod; ZooKeeper pinned, spread, its claims' retention stated; plain
+#      mode over an operator-mode release refused with the steps to switch (helm against a fake
+#      API server that has the controller's Deployments)
 #   4. drift: manifests/ == scripts/render-manifests.sh now; crds/taskfarm.yaml and
 #      charts/taskfarm/crds/taskfarm.yaml == `cargo run -q -p taskfarm-operator --bin crdgen`
 #   5. checkov (security linter) over every render and the Dockerfile, exceptions in .checkov.yaml
@@ -119,6 +125,14 @@ render operator
 render plain --set controller.enabled=false
 # The exec example in plain mode too: the chart's own catalogue ConfigMap and init container.
 render plain-exec-debian --set controller.enabled=false -f "$chart/examples/exec-debian.yaml"
+render plain-pod-settings --set controller.enabled=false -f "$chart/examples/pod-settings.yaml"
+# A second release in the same namespace: its own controller, Lease and farm.
+second_release=other
+if helm template "$second_release" "$chart" --namespace "$namespace" >"$work/second-release.yaml"; then
+  ok "helm template second release ($second_release)"
+else
+  bad "helm template second release ($second_release)"
+fi
 for f in "${examples[@]}"; do
   name=$(basename "$f" .yaml)
   render "example-$name" -f "$f"
@@ -179,6 +193,52 @@ schema_in_force() {
   fi
 }
 check "values.schema.json refuses unknown values" schema_in_force
+operator_renders=()
+for name in "${renders[@]}"; do
+  grep -q '^kind: TaskFarm' "$work/rendered/$name.yaml" && operator_renders+=("$work/rendered/$name.yaml")
+done
+check "controller Role: exactly the verbs the code uses, no delete on Deployments" \
+  "$py" .ci/k8s_manifests.py rbac "${operator_renders[@]}"
+check "controller: always leader election, its own Lease, its own release's TaskFarms" \
+  "$py" .ci/k8s_manifests.py controller "${rendered_files[@]}"
+check "two releases in one namespace: separate Leases and farms" \
+  "$py" .ci/k8s_manifests.py releases "$work/rendered/operator.yaml" "$work/second-release.yaml"
+check "imagePullSecrets reach every pod in both modes (and the TaskFarm)" \
+  "$py" .ci/k8s_manifests.py pull-secrets registry-creds "$work/rendered/example-pod-settings.yaml" \
+  "$work/rendered/plain-pod-settings.yaml"
+chart_renders=()
+for name in "${renders[@]}"; do
+  case $name in manifests-*) ;; *) chart_renders+=("$work/rendered/$name.yaml") ;; esac
+done
+check "helm test pod in every chart render" "$py" .ci/k8s_manifests.py helm-test "${chart_renders[@]}"
+check "ZooKeeper: pinned image, spread over nodes, claim retention" \
+  "$py" .ci/k8s_manifests.py zookeeper "$work/rendered/operator.yaml" "$work/rendered/plain.yaml"
+# `lookup` sees a cluster only with --dry-run=server: a fake API server holds the Deployment.
+# MANAGED_BY: taskfarm-controller (operator mode), Helm (plain mode), none (no Deployment).
+plain_over() {
+  local managed_by=$1 port_file="$work/fake-api-$1.port" pid out rc=0
+  "$py" .ci/fake_kube_api.py "$port_file" "$managed_by" &
+  pid=$!
+  for _ in $(seq 50); do [ -s "$port_file" ] && break; sleep 0.1; done
+  out=$(helm template "$release" "$chart" --namespace "$namespace" --set controller.enabled=false \
+    --dry-run=server --disable-openapi-validation --kube-apiserver "http://127.0.0.1:$(cat "$port_file")" 2>&1 >/dev/null) || rc=$?
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  printf '%s\n' "$out" >"$work/plain-over-$managed_by.txt"
+  return "$rc"
+}
+mode_switch_refused() {
+  if plain_over taskfarm-controller; then
+    echo "  plain mode rendered over the controller's Deployments: helm upgrade would fail on ownership instead"
+    return 1
+  fi
+  grep -q "kubectl -n $namespace delete taskfarm $farm --cascade=foreground" "$work/plain-over-taskfarm-controller.txt" ||
+    { cat "$work/plain-over-taskfarm-controller.txt"; return 1; }
+  echo "  refused: $(grep -m1 -o 'Deployment .* was made by the TaskFarm controller' "$work/plain-over-taskfarm-controller.txt")"
+  plain_over Helm || { cat "$work/plain-over-Helm.txt"; return 1; }
+  plain_over none || { cat "$work/plain-over-none.txt"; return 1; }
+}
+check "plain mode over an operator-mode release is refused with the steps (and only then)" mode_switch_refused
 chaos_plain_refused() {
   local out
   if out=$(helm template "$release" "$chart" --set controller.enabled=false --set farm.chaos.enabled=true 2>&1); then

@@ -19,10 +19,29 @@
   crs CRD.yaml FILE.yaml...
       Validates every TaskFarm in the files against the CRD's openAPIV3Schema, rejecting unknown
       fields as the API server's strict field validation (kubectl's default) does.
+  rbac RENDERED.yaml...
+      The controller's Role grants exactly the verbs its API calls use (CONTROLLER_RULES below,
+      the table in docs/CONTROLLER.md), and never `delete` on Deployments.
+  controller RENDERED.yaml...
+      Never two acting controllers, never one acting on another release's farm: the controller
+      always runs with --leader-election and a Lease named after itself, its --farm-selector
+      matches the TaskFarms of its render, and a rolling update keeps the standby up first.
+  releases RENDER_A.yaml RENDER_B.yaml
+      Two releases in one namespace: different Leases, and each controller's selector matches
+      its own TaskFarm only.
+  pull-secrets NAME RENDERED.yaml...
+      Every pod template (workloads and hook pods) and every TaskFarm's spec.pod pulls with the
+      Secret NAME (the chart's global imagePullSecrets).
+  helm-test RENDERED.yaml...
+      A `helm test` hook Pod that submits tasks through the farm and exits.
+  zookeeper RENDERED.yaml...
+      The ZooKeeper image pinned to a patch release, the servers spread over nodes without
+      blocking scheduling, and the claims' retention policy stated.
 """
 
 import copy
 import os
+import re
 import sys
 
 import jsonschema
@@ -180,7 +199,7 @@ def cmd_values_doc(values_path, readme_path):
 ALLOWED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
 
 
-def pod_problems(pod, is_controller):
+def pod_problems(pod, is_controller, long_running=True):
     """Problems of one pod spec against the restricted Pod Security Standard and the chart's rules."""
     problems = []
     psc = pod.get("securityContext") or {}
@@ -224,7 +243,7 @@ def pod_problems(pod, is_controller):
             for r in ("cpu", "memory"):
                 if r not in (res.get(kind_) or {}):
                     problems.append(f"{name}: no {r} {kind_[:-1]}")
-        if kind == "container":
+        if kind == "container" and long_running:
             for probe in ("readinessProbe", "livenessProbe"):
                 if probe not in c:
                     problems.append(f"{name}: no {probe}")
@@ -233,17 +252,28 @@ def pod_problems(pod, is_controller):
     return problems
 
 
+WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job")
+
+
+def pod_templates(path):
+    """(kind/name, pod metadata, pod spec) of every workload's template and every bare Pod."""
+    for d in docs(path):
+        name = f"{d.get('kind')}/{d.get('metadata', {}).get('name')}"
+        if d.get("kind") in WORKLOADS:
+            template = d["spec"]["template"]
+            yield name, template.get("metadata") or {}, template["spec"]
+        elif d.get("kind") == "Pod":
+            yield name, d.get("metadata") or {}, d["spec"]
+
+
 def cmd_pods(*paths):
     failures = checked = 0
     for path in paths:
-        for d in docs(path):
-            if d.get("kind") not in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
-                continue
+        for name, meta, spec in pod_templates(path):
             checked += 1
-            name = f"{d['kind']}/{d['metadata']['name']}"
-            pod_labels = d["spec"]["template"].get("metadata", {}).get("labels", {})
-            is_controller = pod_labels.get("app.kubernetes.io/component") == "controller"
-            problems = pod_problems(d["spec"]["template"]["spec"], is_controller)
+            is_controller = (meta.get("labels") or {}).get("app.kubernetes.io/component") == "controller"
+            # Bare pods (helm test) run and exit: nothing to probe.
+            problems = pod_problems(spec, is_controller, long_running=not name.startswith("Pod/"))
             for p in problems:
                 print(f"  FAIL {path}: {name}: {p}")
             failures += bool(problems)
@@ -251,8 +281,207 @@ def cmd_pods(*paths):
     return 1 if failures or not checked else 0
 
 
+# What the controller's API calls need (docs/CONTROLLER.md, "RBAC"): server-side apply is a
+# PATCH (and a create when the object does not exist), events are created one by one, the Lease
+# manager GETs, creates and PATCHes its Lease.
+CONTROLLER_RULES = {
+    ("taskfarm.dev", "taskfarms"): {"list", "watch"},
+    ("taskfarm.dev", "taskfarms/status"): {"patch"},
+    ("taskfarm.dev", "taskfarms/finalizers"): {"update"},
+    ("apps", "deployments"): {"list", "watch", "create", "patch"},
+    ("", "configmaps"): {"create", "patch"},
+    ("", "pods"): {"list", "delete"},
+    ("events.k8s.io", "events"): {"create"},
+    ("coordination.k8s.io", "leases"): {"get", "create", "patch"},
+}
+
+
+def granted(role):
+    out = {}
+    for rule in role.get("rules") or []:
+        for group in rule.get("apiGroups") or []:
+            for resource in rule.get("resources") or []:
+                out.setdefault((group, resource), set()).update(rule.get("verbs") or [])
+    return out
+
+
+def controller_parts(path):
+    """The controller Deployment, its Role, and the TaskFarms of one render."""
+    all_docs = docs(path)
+    controllers = [d for d in all_docs if d.get("kind") == "Deployment"
+                   and d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component") == "controller"]
+    roles = [d for d in all_docs if d.get("kind") == "Role"]
+    farms = [d for d in all_docs if d.get("kind") == "TaskFarm"]
+    return controllers, roles, farms
+
+
+def report(path, problems, ok):
+    for p in problems:
+        print(f"  FAIL {path}: {p}")
+    if not problems and ok:
+        print(f"  ok  {path}: {ok}")
+    return len(problems)
+
+
+def cmd_rbac(*paths):
+    failures = checked = 0
+    for path in paths:
+        _, roles, _ = controller_parts(path)
+        for role in roles:
+            checked += 1
+            rules = granted(role)
+            problems = []
+            if "delete" in rules.get(("apps", "deployments"), set()):
+                problems.append(f"Role/{role['metadata']['name']} grants delete on deployments: the garbage collector deletes them")
+            for key in sorted(set(rules) | set(CONTROLLER_RULES)):
+                want, got = CONTROLLER_RULES.get(key, set()), rules.get(key, set())
+                if got != want:
+                    group = key[0] or "core"
+                    problems.append(f"{group}/{key[1]}: grants {sorted(got)}, the code uses {sorted(want)}")
+            failures += report(path, problems, f"Role/{role['metadata']['name']}: exactly the verbs used")
+    if not checked:
+        print("  FAIL: no controller Role found")
+        return 1
+    return 1 if failures else 0
+
+
+def flag(args, name):
+    """The value after NAME in args, None when absent; True for a bare switch."""
+    for i, a in enumerate(args):
+        if a == name:
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            return True if nxt is None or str(nxt).startswith("--") else nxt
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def selects(selector, labels):
+    """An equality-based label selector (k=v,...) against labels; none selects everything."""
+    if not isinstance(selector, str):
+        return True
+    return all(labels.get(k) == v for k, v in (term.split("=", 1) for term in selector.split(",")))
+
+
+def controller_problems(path):
+    problems = []
+    controllers, _, farms = controller_parts(path)
+    for c in controllers:
+        name = c["metadata"]["name"]
+        args = c["spec"]["template"]["spec"]["containers"][0].get("args") or []
+        election = flag(args, "--leader-election")
+        if election not in (True, "true"):
+            problems.append(f"{name}: runs without --leader-election (two controllers act during an upgrade)")
+        if flag(args, "--lease-name") != name:
+            problems.append(f"{name}: --lease-name is {flag(args, '--lease-name')!r}, not the controller's own name (releases would share a Lease)")
+        selector = flag(args, "--farm-selector")
+        if not isinstance(selector, str):
+            problems.append(f"{name}: no --farm-selector (it would act on every TaskFarm of the namespace)")
+        else:
+            for f in farms:
+                if not selects(selector, f["metadata"].get("labels") or {}):
+                    problems.append(f"{name}: its --farm-selector {selector} does not match TaskFarm/{f['metadata']['name']}")
+        strategy = c["spec"].get("strategy") or {}
+        rolling = strategy.get("rollingUpdate") or {}
+        if strategy.get("type") == "RollingUpdate" and rolling.get("maxUnavailable") != 0:
+            problems.append(f"{name}: a rolling update may stop the leader before its standby is up (maxUnavailable != 0)")
+    return controllers, problems
+
+
+def cmd_controller(*paths):
+    failures = 0
+    for path in paths:
+        controllers, problems = controller_problems(path)
+        if controllers:
+            failures += report(path, problems, "controller: leader election on its own Lease, its own farms only")
+    return 1 if failures else 0
+
+
+def cmd_releases(path_a, path_b):
+    (ca, _, fa), (cb, _, fb) = controller_parts(path_a), controller_parts(path_b)
+    problems = []
+    if len(ca) != 1 or len(cb) != 1:
+        print(f"  FAIL: want one controller per render, got {len(ca)} and {len(cb)}")
+        return 1
+    args = [c["spec"]["template"]["spec"]["containers"][0].get("args") or [] for c in (ca[0], cb[0])]
+    leases = [flag(a, "--lease-name") for a in args]
+    if leases[0] == leases[1]:
+        problems.append(f"both releases' controllers use the Lease {leases[0]}")
+    for selector, own, other in ((flag(args[0], "--farm-selector"), fa, fb), (flag(args[1], "--farm-selector"), fb, fa)):
+        for f in own:
+            if not selects(selector, f["metadata"].get("labels") or {}):
+                problems.append(f"{selector} misses its own TaskFarm/{f['metadata']['name']}")
+        for f in other:
+            if selects(selector, f["metadata"].get("labels") or {}):
+                problems.append(f"{selector} also selects the other release's TaskFarm/{f['metadata']['name']}")
+    return 1 if report(f"{path_a} + {path_b}", problems, f"Leases {leases}, each controller selects its own farm") else 0
+
+
+def cmd_pull_secrets(secret, *paths):
+    failures = checked = 0
+    for path in paths:
+        problems = []
+        for name, _, spec in pod_templates(path):
+            checked += 1
+            if secret not in [s.get("name") for s in spec.get("imagePullSecrets") or []]:
+                problems.append(f"{name}: no imagePullSecret {secret}")
+        for d in docs(path):
+            if d.get("kind") == "TaskFarm":
+                checked += 1
+                pod = (d.get("spec") or {}).get("pod") or {}
+                if secret not in [s.get("name") for s in pod.get("imagePullSecrets") or []]:
+                    problems.append(f"TaskFarm/{d['metadata']['name']}: spec.pod.imagePullSecrets lacks {secret} (the controller's pods would not pull)")
+        failures += report(path, problems, f"every pod and TaskFarm pulls with {secret}")
+    return 1 if failures or not checked else 0
+
+
+def cmd_helm_test(*paths):
+    failures = 0
+    for path in paths:
+        tests = [d for d in docs(path) if d.get("kind") == "Pod"
+                 and (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+        problems = []
+        if not tests:
+            problems.append("no Pod with the annotation helm.sh/hook: test")
+        for t in tests:
+            spec = t["spec"]
+            if spec.get("restartPolicy") != "Never":
+                problems.append(f"Pod/{t['metadata']['name']}: restartPolicy is not Never (a failure would retry, not fail)")
+            steps = (spec.get("initContainers") or []) + spec.get("containers", [])
+            if not steps or any((c.get("args") or [None])[0] != "submit" for c in steps):
+                problems.append(f"Pod/{t['metadata']['name']}: every container must run `taskfarm submit`")
+        failures += report(path, problems, f"helm test: {len(tests)} pod(s) submitting tasks")
+    return 1 if failures else 0
+
+
+def cmd_zookeeper(*paths):
+    failures = checked = 0
+    for path in paths:
+        for d in docs(path):
+            if d.get("kind") != "StatefulSet":
+                continue
+            checked += 1
+            problems = []
+            spec = d["spec"]
+            pod = spec["template"]["spec"]
+            for c in pod.get("containers", []) + (pod.get("initContainers") or []):
+                if not re.fullmatch(r"[^:]+:\d+\.\d+\.\d+", c["image"]):
+                    problems.append(f"{c['name']}: image {c['image']} is not pinned to a patch release")
+            spread = pod.get("topologySpreadConstraints") or []
+            if not any(t.get("topologyKey") == "kubernetes.io/hostname" for t in spread):
+                problems.append("no topologySpreadConstraint over kubernetes.io/hostname")
+            if any(t.get("whenUnsatisfiable") != "ScheduleAnyway" for t in spread):
+                problems.append("a topologySpreadConstraint would leave servers unscheduled on a small cluster")
+            if spec.get("volumeClaimTemplates") and not spec.get("persistentVolumeClaimRetentionPolicy"):
+                problems.append("claims without a persistentVolumeClaimRetentionPolicy")
+            failures += report(path, problems, f"StatefulSet/{d['metadata']['name']}: pinned, spread, retention stated")
+    return 1 if failures or not checked else 0
+
+
 def main(argv):
-    commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc, "pods": cmd_pods}
+    commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc, "pods": cmd_pods,
+                "rbac": cmd_rbac, "controller": cmd_controller, "releases": cmd_releases, "pull-secrets": cmd_pull_secrets,
+                "helm-test": cmd_helm_test, "zookeeper": cmd_zookeeper}
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The taskfarm Kubernetes story, end to end, on a real cluster:
 #   create a kind cluster (or start minikube), build the images (role, and operator in operator
-#   mode) and load them into the cluster,
-#   helm install, wait until ZooKeeper, the controller, the masters and the workers are ready,
-#   run a client Job that submits tasks, `kubectl delete pod` the leading master and two workers
+#   mode) under a tag of their own (the git revision, plus a digest of the changes in a dirty
+#   tree, so that a re-run never leaves a pod on an older binary) and load them into the cluster,
+#   apply the CRD (Helm installs crds/ once and never upgrades it), helm upgrade --install, wait
+#   until ZooKeeper, the controller, the masters and the workers are ready, run `helm test`,
+#   run a client Job that submits tasks (a failed Job stops the run at once), `kubectl delete pod` the leading master and two workers
 #   while it runs, check that every task completed and that a new leader took over (higher
 #   epoch), then move the workers into debian:bookworm-slim with a command catalogue
 #   (charts/taskfarm/examples/exec-debian.yaml) and run `taskfarm submit exec`, and save logs,
@@ -18,7 +20,8 @@
 #          --no-build (reuse an image already loaded), --no-exec (skip the exec step, which
 #          pulls debian:bookworm-slim)
 # Environment: CLUSTER_NAME (taskfarm), NAMESPACE (taskfarm), EVIDENCE_DIR (runs/e2e-...),
-#              MINIKUBE_START_ARGS ("--cpus=4 --memory=6g")
+#              MINIKUBE_START_ARGS ("--cpus=4 --memory=6g"), IMAGE_TAG (default: 0.1.0-<git
+#              revision>[-dirty-<digest of the changes>])
 # Needs: docker (with a running daemon), kind or minikube, helm, kubectl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,8 +53,24 @@ cluster=${CLUSTER_NAME:-taskfarm}
 ns=${NAMESPACE:-taskfarm}
 release=taskfarm
 farm=taskfarm # the chart's fullname for release "taskfarm"
-image=taskfarm:0.1.0                   # the role binary: master, worker, client pods
-operator_image=taskfarm-operator:0.1.0 # the controller (operator mode only)
+# A tag per source state: loading a new image under an old tag leaves running pods (and the
+# nodes' cache) on the old binary. A dirty tree's tag digests its changes, untracked files
+# included, so an unchanged tree reuses its images (--no-build) and any edit gets new ones.
+source_tag() {
+  local revision dirty
+  revision=$(git rev-parse --short=12 HEAD 2>/dev/null) || { echo 0.1.0-dev; return; }
+  if [ -n "$(git status --porcelain 2>/dev/null)" ]; then
+    dirty=$({
+      git diff HEAD --binary
+      git ls-files --others --exclude-standard -z | xargs -0 -r sha256sum
+    } | sha256sum | cut -c1-10)
+    revision="$revision-dirty-$dirty"
+  fi
+  echo "0.1.0-$revision"
+}
+tag=${IMAGE_TAG:-$(source_tag)}
+image=taskfarm:$tag                   # the role binary: master, worker, client pods
+operator_image=taskfarm-operator:$tag # the controller (operator mode only)
 job=$farm-e2e-client
 evidence=${EVIDENCE_DIR:-runs/e2e-$platform-$mode-$(date -u +%Y%m%dT%H%M%SZ)}
 
@@ -153,6 +172,13 @@ esac
 
 images=("$image")
 [ "$mode" = operator ] && images+=("$operator_image")
+log "image tag $tag"
+if [ "$build" = 0 ]; then
+  for img in "${images[@]}"; do
+    docker image inspect "$img" >/dev/null 2>&1 ||
+      die "--no-build, but there is no image $img (build it, or set IMAGE_TAG to one that exists)"
+  done
+fi
 if [ "$build" = 1 ]; then
   log "docker build -t $image . (the role image)"
   docker build -t "$image" .
@@ -175,8 +201,16 @@ kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/d
 kubectl label namespace "$ns" --overwrite \
   pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted >/dev/null
 
-helm_args=(upgrade --install "$release" charts/taskfarm --namespace "$ns" --wait --timeout 10m)
+helm_args=(upgrade --install "$release" charts/taskfarm --namespace "$ns" --wait --timeout 10m
+  --set "image.tag=$tag" --set "controller.image.tag=$tag")
 [ "$mode" = plain ] && helm_args+=(--set controller.enabled=false)
+if [ "$mode" = operator ]; then
+  # Helm installs charts/taskfarm/crds/ on the first install only and never upgrades it: apply
+  # the CRD first, every time (server-side; forced over the fields Helm's install owns).
+  log "kubectl apply --server-side --force-conflicts -f charts/taskfarm/crds/taskfarm.yaml"
+  kubectl apply --server-side --force-conflicts -f charts/taskfarm/crds/taskfarm.yaml
+  kubectl wait --for=condition=Established crd/taskfarms.taskfarm.dev --timeout=60s
+fi
 log "helm ${helm_args[*]}"
 helm "${helm_args[@]}"
 
@@ -197,7 +231,28 @@ if [ "$mode" = operator ]; then
   k get taskfarms
 fi
 
+log "helm test $release: three tasks through the installed farm"
+helm test "$release" --namespace "$ns" --logs --timeout 5m || die "helm test failed"
+record "helm test: passed"
+
 status() { k get "taskfarm/$farm" -o jsonpath="{.status.$1}" 2>/dev/null || true; }
+# wait_job JOB SECONDS: returns once the Job is Complete (0) or Failed (1), or after SECONDS (1).
+wait_job() {
+  local deadline=$((SECONDS + $2)) done_as
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    done_as=$(k get "job/$1" -o jsonpath='{range .status.conditions[?(@.status=="True")]}{.type}{" "}{end}' 2>/dev/null || true)
+    case " $done_as " in
+      *" Complete "*) return 0 ;;
+      *" Failed "*)
+        log "job $1 failed: $(k get "job/$1" -o jsonpath='{.status.conditions[?(@.type=="Failed")].message}')"
+        return 1
+        ;;
+    esac
+    sleep 2
+  done
+  log "job $1 neither completed nor failed within $2 s"
+  return 1
+}
 pods_of() { k get pods -l "taskfarm.dev/farm=$farm,app.kubernetes.io/component=$1" -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}'; }
 
 leader0=
@@ -302,9 +357,9 @@ if [ "$mode" = operator ]; then
 fi
 
 # --- every task completed ------------------------------------------------------------------------
-log "waiting for the client Job to finish"
+log "waiting for the client Job to complete (or fail)"
 job_timeout=$((tasks * task_ms / 1000 + 300))
-if ! k wait "job/$job" --for=condition=complete --timeout="${job_timeout}s"; then
+if ! wait_job "$job" "$job_timeout"; then
   k logs "job/$job" --tail=20 || true
   die "the client Job did not complete"
 fi

@@ -6,7 +6,8 @@
 #
 # manifests/taskfarm.yaml        operator mode: namespace, CRD, controller, ZooKeeper, default TaskFarm
 # manifests/taskfarm-plain.yaml  plain Helm mode: namespace, ZooKeeper, master/worker/client Deployments
-# manifests/examples/*.yaml      example TaskFarms (charts/taskfarm/examples/*.yaml, operator mode)
+# manifests/examples/*.yaml      example TaskFarms (charts/taskfarm/examples/*.yaml, operator mode),
+#                                and plain-pod-settings.yaml (that example's Deployments, plain mode)
 #
 # Needs helm (HELM=/path/to/helm to choose one). Everything goes into namespace `taskfarm`.
 set -euo pipefail
@@ -43,7 +44,8 @@ metadata:
 NS
 }
 
-render() { "$HELM" template "$release" "$chart" --namespace "$namespace" "$@"; }
+# No `helm test` pod: kubectl apply would run it at once, before the farm is up.
+render() { "$HELM" template "$release" "$chart" --namespace "$namespace" --skip-tests "$@"; }
 
 {
   header "operator mode: kubectl apply --server-side -f manifests/taskfarm.yaml"
@@ -57,11 +59,18 @@ render() { "$HELM" template "$release" "$chart" --namespace "$namespace" "$@"; }
   render --set controller.enabled=false
 } >"$out/taskfarm-plain.yaml"
 
-for name in small large chaos-masters chaos-workers chaos-dry-run exec-debian; do
+for name in small large chaos-masters chaos-workers chaos-dry-run exec-debian pod-settings; do
   {
     header "examples/$name.yaml: kubectl apply -f manifests/examples/taskfarm-$name.yaml"
     render -f "$chart/examples/$name.yaml" --show-only templates/taskfarm.yaml
   } >"$out/examples/taskfarm-$name.yaml"
 done
+
+# The same pod settings in plain mode: the operator's tests check that the chart renders the
+# pods the controller builds from taskfarm-pod-settings.yaml.
+{
+  header "examples/pod-settings.yaml, plain mode: the role Deployments"
+  render --set controller.enabled=false -f "$chart/examples/pod-settings.yaml" --show-only templates/roles.yaml
+} >"$out/examples/plain-pod-settings.yaml"
 
 echo "render-manifests: wrote $out/taskfarm.yaml, $out/taskfarm-plain.yaml, $out/examples/"

@@ -181,3 +181,83 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/*
+The controller's name: its Deployment, its Lease (one per release, so that two releases in one
+namespace never share a leader) and the value of the `taskfarm.dev/controller` label its
+--farm-selector matches on the TaskFarms it acts on.
+*/}}
+{{- define "taskfarm.controllerName" -}}
+{{- printf "%s-controller" (include "taskfarm.fullname" .) }}
+{{- end }}
+
+{{/*
+A pod settings block (farm.pod, farm.<role>.pod) without its empty fields, as YAML.
+*/}}
+{{- define "taskfarm.podSettings" -}}
+{{- $out := dict }}
+{{- range $k, $v := . }}
+{{- if $v }}
+{{- $_ := set $out $k $v }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/*
+farm.pod with the chart's global imagePullSecrets in front: every role pod's settings, as the
+TaskFarm's `pod` (operator mode) and the start of each role's (plain mode).
+*/}}
+{{- define "taskfarm.allPods" -}}
+{{- $all := deepCopy (.Values.farm.pod | default dict) }}
+{{- $_ := set $all "imagePullSecrets" (concat (.Values.imagePullSecrets | default list) ($all.imagePullSecrets | default list) | uniq) }}
+{{- include "taskfarm.podSettings" $all }}
+{{- end }}
+
+{{/*
+One role's pod settings in plain mode, merged as the controller merges spec.pod and
+spec.<role>.pod (crates/operator/src/pod.rs): lists joined without repeats, maps merged with the
+role's value winning, affinity and priorityClassName replaced. Labels the chart sets itself are
+refused, as the controller refuses them. Call with (dict "ctx" $ "role" "worker").
+*/}}
+{{- define "taskfarm.rolePod" -}}
+{{- $all := include "taskfarm.allPods" .ctx | fromYaml }}
+{{- $own := (get (get .ctx.Values.farm .role | default dict) "pod") | default dict }}
+{{- $pod := dict }}
+{{- range $k := list "imagePullSecrets" "tolerations" }}
+{{- $_ := set $pod $k (concat (get $all $k | default list) (get $own $k | default list) | uniq) }}
+{{- end }}
+{{- range $k := list "nodeSelector" "annotations" "labels" }}
+{{- $_ := set $pod $k (merge (deepCopy (get $own $k | default dict)) (get $all $k | default dict)) }}
+{{- end }}
+{{- range $k := list "affinity" "priorityClassName" }}
+{{- $_ := set $pod $k (get $own $k | default (get $all $k)) }}
+{{- end }}
+{{- range $at, $p := dict "farm.pod" $all (printf "farm.%s.pod" .role) $own }}
+{{- range $key := list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/component" "app.kubernetes.io/managed-by" "taskfarm.dev/farm" }}
+{{- if hasKey ($p.labels | default dict) $key }}
+{{- fail (printf "%s.labels: %q is set by the chart (it selects the farm's pods)" $at $key) }}
+{{- end }}
+{{- end }}
+{{- if hasKey ($p.annotations | default dict) "taskfarm.dev/commands-sha256" }}
+{{- fail (printf "%s.annotations: \"taskfarm.dev/commands-sha256\" is set by the chart (the catalogue's digest)" $at) }}
+{{- end }}
+{{- end }}
+{{- include "taskfarm.podSettings" $pod }}
+{{- end }}
+
+{{/*
+Plain mode over an operator-mode release: the controller's Deployments carry no Helm ownership
+metadata, so Helm would refuse to adopt them with a message that does not say what to do. Say it.
+`lookup` sees the cluster during install/upgrade only (helm template renders nothing here).
+*/}}
+{{- define "taskfarm.refuseControllerDeployments" -}}
+{{- $farm := include "taskfarm.fullname" . }}
+{{- range $role := list "master" "worker" "client" }}
+{{- $name := printf "%s-%s" $farm $role }}
+{{- $found := lookup "apps/v1" "Deployment" $.Release.Namespace $name }}
+{{- if eq (dig "metadata" "labels" "app.kubernetes.io/managed-by" "" $found) "taskfarm-controller" }}
+{{- fail (printf "\n\ncontroller.enabled=false, but Deployment %s/%s was made by the TaskFarm controller (operator mode) and Helm cannot take it over.\nSwitch modes in two steps (docs/KUBERNETES.md, \"Switching between operator and plain mode\"):\n  kubectl -n %s delete taskfarm %s --cascade=foreground   # returns once the controller's Deployments are gone\n  helm upgrade %s charts/taskfarm -n %s --set controller.enabled=false ...\n" $.Release.Namespace $name $.Release.Namespace $farm $.Release.Name $.Release.Namespace) }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -107,13 +107,7 @@ pub fn deployment(farm: &ValidatedFarm, role: Component) -> Deployment {
                 ..DeploymentStrategy::default()
             }),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(labels),
-                    annotations: (role == Component::Worker)
-                        .then(|| worker::pod_annotations(farm))
-                        .flatten(),
-                    ..ObjectMeta::default()
-                }),
+                metadata: Some(pod_metadata(farm, role, labels)),
                 spec: Some(pod_spec(farm, role)),
             },
             ..DeploymentSpec::default()
@@ -122,9 +116,32 @@ pub fn deployment(farm: &ValidatedFarm, role: Component) -> Deployment {
     }
 }
 
+/// The role's labels and the user's (validated not to touch ours); the user's annotations and,
+/// for workers, the catalogue's digest.
+fn pod_metadata(farm: &ValidatedFarm, role: Component, own: BTreeMap<String, String>) -> ObjectMeta {
+    let settings = farm.pods.get(role);
+    let mut labels = settings.labels.clone();
+    labels.extend(own);
+    let mut annotations = settings.annotations.clone();
+    if role == Component::Worker {
+        annotations.extend(worker::pod_annotations(farm).unwrap_or_default());
+    }
+    ObjectMeta {
+        labels: Some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
 fn pod_spec(farm: &ValidatedFarm, role: Component) -> PodSpec {
+    let settings = farm.pods.get(role);
     let mut pod = PodSpec {
         containers: vec![container(farm, role)],
+        image_pull_secrets: (!settings.image_pull_secrets.is_empty()).then(|| settings.image_pull_secrets.clone()),
+        node_selector: (!settings.node_selector.is_empty()).then(|| settings.node_selector.clone()),
+        tolerations: (!settings.tolerations.is_empty()).then(|| settings.tolerations.clone()),
+        affinity: settings.affinity.clone(),
+        priority_class_name: settings.priority_class_name.clone(),
         termination_grace_period_seconds: Some(30),
         automount_service_account_token: Some(false),
         security_context: Some(PodSecurityContext {
@@ -318,6 +335,7 @@ mod tests {
         assert_eq!(o.api_version, "taskfarm.dev/v1alpha1");
         assert_eq!(o.uid, "uid-demo");
         assert_eq!(o.controller, Some(true));
+        assert_eq!(o.block_owner_deletion, Some(true), "foreground deletion waits for it");
     }
 
     #[test]
@@ -444,6 +462,145 @@ mod tests {
             .unwrap();
         assert_eq!(master.requests.unwrap()["memory"], Quantity("32Mi".into()));
         assert_eq!(master.limits.unwrap()["memory"], Quantity("128Mi".into()));
+    }
+
+    #[test]
+    fn pod_settings_reach_every_role_pod_and_the_roles_own_only_theirs() {
+        use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, PodAntiAffinity, Toleration};
+        let secret = |name: &str| LocalObjectReference { name: name.into() };
+        let f = valid_farm("demo", |s| {
+            s.pod.image_pull_secrets = vec![secret("registry")];
+            s.pod.annotations.insert("example.com/team".into(), "compute".into());
+            s.pod.priority_class_name = Some("farm".into());
+            s.worker.pod.image_pull_secrets = vec![secret("user-image")];
+            s.worker.pod.node_selector.insert("pool".into(), "big".into());
+            s.worker.pod.tolerations = vec![Toleration {
+                key: Some("dedicated".into()),
+                operator: Some("Equal".into()),
+                value: Some("farm".into()),
+                effect: Some("NoSchedule".into()),
+                toleration_seconds: None,
+            }];
+            s.worker.pod.labels.insert("tier".into(), "batch".into());
+            s.master.pod.affinity = Some(Affinity {
+                pod_anti_affinity: Some(PodAntiAffinity::default()),
+                ..Affinity::default()
+            });
+            s.client.pod.priority_class_name = Some("low".into());
+            s.commands.insert(
+                "checksum".into(),
+                crate::crd::CommandSpec {
+                    argv: vec!["sha256sum".into()],
+                    ..Default::default()
+                },
+            );
+        });
+        let pod = |role| {
+            let template = deployment(&f, role).spec.unwrap().template;
+            (template.metadata.unwrap(), template.spec.unwrap())
+        };
+        let names =
+            |p: &PodSpec| -> Vec<String> { p.image_pull_secrets.iter().flatten().map(|s| s.name.clone()).collect() };
+        let (master_meta, master) = pod(Component::Master);
+        let (worker_meta, worker) = pod(Component::Worker);
+        let (client_meta, client) = pod(Component::Client);
+        // Every role pulls with the pull secrets; the workers also with their own.
+        assert_eq!(names(&master), ["registry"]);
+        assert_eq!(names(&client), ["registry"]);
+        assert_eq!(names(&worker), ["registry", "user-image"]);
+        assert_eq!(worker.node_selector.as_ref().unwrap()["pool"], "big");
+        assert!(master.node_selector.is_none() && client.tolerations.is_none());
+        assert_eq!(
+            worker.tolerations.as_ref().unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        assert!(master.affinity.as_ref().unwrap().pod_anti_affinity.is_some());
+        assert!(worker.affinity.is_none());
+        assert_eq!(master.priority_class_name.as_deref(), Some("farm"));
+        assert_eq!(client.priority_class_name.as_deref(), Some("low"));
+        // The user's labels and annotations beside the controller's own.
+        let worker_labels = worker_meta.labels.unwrap();
+        assert_eq!(worker_labels["tier"], "batch");
+        assert_eq!(worker_labels[LABEL_FARM], "demo");
+        assert_eq!(worker_labels[LABEL_COMPONENT], "worker");
+        assert!(!master_meta.labels.unwrap().contains_key("tier"));
+        let worker_annotations = worker_meta.annotations.unwrap();
+        assert_eq!(worker_annotations["example.com/team"], "compute");
+        assert!(worker_annotations.contains_key(worker::COMMANDS_DIGEST));
+        assert_eq!(client_meta.annotations.unwrap()["example.com/team"], "compute");
+        // Without settings, nothing is set.
+        let plain = valid_farm("demo", |_| {});
+        let template = deployment(&plain, Component::Master).spec.unwrap().template;
+        let spec = template.spec.unwrap();
+        assert!(spec.image_pull_secrets.is_none() && spec.affinity.is_none() && spec.priority_class_name.is_none());
+        assert!(template.metadata.unwrap().annotations.is_none());
+    }
+
+    #[test]
+    fn the_charts_plain_mode_gives_the_role_pods_the_same_settings() {
+        // One values file, both modes (scripts/render-manifests.sh; CI keeps them current): the
+        // TaskFarm the chart renders in operator mode, and the Deployments of plain mode.
+        let mut farm: crate::crd::TaskFarm =
+            serde_yaml::from_str(include_str!("../../../manifests/examples/taskfarm-pod-settings.yaml")).unwrap();
+        farm.metadata.uid = Some("uid".into());
+        let valid = validate(&farm).unwrap();
+        let plain: Vec<Deployment> =
+            serde_yaml::Deserializer::from_str(include_str!("../../../manifests/examples/plain-pod-settings.yaml"))
+                .map(|doc| serde::Deserialize::deserialize(doc).unwrap())
+                .collect();
+        let user_labels = |labels: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            let own = labels_for_comparison();
+            labels
+                .iter()
+                .filter(|(k, _)| !own.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        };
+        for role in DEPLOYED_ROLES {
+            let name = deployment_name("taskfarm", role);
+            let chart = plain
+                .iter()
+                .find(|d| d.metadata.name.as_deref() == Some(&*name))
+                .expect(&name);
+            let ours = deployment(&valid, role);
+            let (chart, ours) = (&chart.spec.as_ref().unwrap().template, &ours.spec.unwrap().template);
+            let (c, o) = (chart.spec.as_ref().unwrap(), ours.spec.as_ref().unwrap());
+            assert_eq!(c.image_pull_secrets, o.image_pull_secrets, "{name}");
+            assert!(
+                o.image_pull_secrets.is_some(),
+                "the chart's imagePullSecrets reach the TaskFarm"
+            );
+            assert_eq!(c.node_selector, o.node_selector, "{name}");
+            assert_eq!(c.tolerations, o.tolerations, "{name}");
+            assert_eq!(c.affinity, o.affinity, "{name}");
+            assert_eq!(c.priority_class_name, o.priority_class_name, "{name}");
+            let (cm, om) = (chart.metadata.as_ref().unwrap(), ours.metadata.as_ref().unwrap());
+            assert_eq!(cm.annotations, om.annotations, "{name}");
+            assert_eq!(
+                user_labels(cm.labels.as_ref().unwrap()),
+                user_labels(om.labels.as_ref().unwrap()),
+                "{name}"
+            );
+        }
+        assert!(deployment(&valid, Component::Worker)
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .node_selector
+            .is_some());
+    }
+
+    /// The labels the chart and the controller set themselves (their values differ by design).
+    fn labels_for_comparison() -> [&'static str; 5] {
+        [
+            LABEL_NAME,
+            LABEL_INSTANCE,
+            LABEL_COMPONENT,
+            LABEL_MANAGED_BY,
+            LABEL_FARM,
+        ]
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, Toleration};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,13 @@ pub const VERSION: &str = "v1alpha1";
     ),
     printcolumn(name = "Masters", type_ = "integer", json_path = ".status.readyMasters"),
     printcolumn(name = "Workers", type_ = "integer", json_path = ".status.readyWorkers"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Leader", type_ = "string", json_path = ".status.leader"),
+    printcolumn(name = "Epoch", type_ = "integer", json_path = ".status.epoch"),
     printcolumn(name = "Pending", type_ = "integer", json_path = ".status.pending"),
     printcolumn(name = "Done", type_ = "integer", json_path = ".status.completed"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -63,9 +70,19 @@ pub struct TaskFarmSpec {
     /// Compute resources per role.
     #[serde(default)]
     pub resources: RoleResources,
+    /// Scheduling and metadata of every role pod (master, worker, client); `master.pod`,
+    /// `worker.pod` and `client.pod` add to it per role.
+    #[serde(default)]
+    pub pod: PodSettings,
+    /// The master pods.
+    #[serde(default)]
+    pub master: RoleSpec,
     /// How the worker pods run: in which image, with how many task slots.
     #[serde(default)]
     pub worker: WorkerSpec,
+    /// The client pods.
+    #[serde(default)]
+    pub client: RoleSpec,
     /// The commands `exec` tasks may run, by name: the workers' catalogue (docs/KUBERNETES.md,
     /// "Running your own programs"). The controller writes it into the ConfigMap
     /// `<farm>-commands`, which the worker pods mount; none = every `exec` task gets an error
@@ -183,6 +200,51 @@ pub struct WorkerSpec {
     #[serde(default = "default_slots")]
     #[schemars(range(min = 1, max = 256))]
     pub slots: i32,
+    /// The worker pods' own settings, merged over `spec.pod`.
+    #[serde(default)]
+    pub pod: PodSettings,
+}
+
+/// A role without settings of its own beyond its pods'.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct RoleSpec {
+    /// This role's pod settings, merged over `spec.pod`.
+    #[serde(default)]
+    pub pod: PodSettings,
+}
+
+// Resources are not here: `spec.resources.<role>` is their one place.
+/// Where role pods may run and what they carry besides the controller's own settings. Merged
+/// per role over `spec.pod`: lists (pull secrets, tolerations) are joined, maps (node selector,
+/// annotations, labels) merged with the role's value winning, `affinity` and
+/// `priorityClassName` replaced.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSettings {
+    /// Secrets for pulling the images (the role image, `worker.image`) from a private registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = brief)]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Node labels a pod's node must have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the pods tolerate (core/v1 Toleration).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = brief)]
+    pub tolerations: Vec<Toleration>,
+    /// Node and pod (anti-)affinity (core/v1 Affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = brief)]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// Annotations added to the pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Labels added to the pods (never one the controller sets itself).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for WorkerSpec {
@@ -312,6 +374,7 @@ pub struct ChaosSpec {
     pub enabled: bool,
     /// Roles whose pods may be deleted.
     #[serde(default = "default_targets")]
+    #[schemars(length(min = 1))]
     pub targets: Vec<Component>,
     #[serde(default = "default_mode")]
     pub mode: ChaosMode,
@@ -374,6 +437,27 @@ pub struct ChaosGuards {
 impl Default for ChaosGuards {
     fn default() -> Self {
         serde_json::from_str("{}").expect("every field has a default")
+    }
+}
+
+/// Drops the descriptions inside an embedded Kubernetes type, keeping the field's own: the
+/// Kubernetes API reference documents them, and four copies of Affinity's would bring the CRD
+/// near the 256 KiB a client-side `kubectl apply` can store.
+fn brief(schema: &mut schemars::Schema) {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("description");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    if let Some(map) = schema.as_object_mut() {
+        map.iter_mut()
+            .filter(|(k, _)| *k != "description")
+            .for_each(|(_, v)| strip(v));
     }
 }
 
@@ -611,7 +695,12 @@ mod tests {
             .iter()
             .map(|c| c["name"].as_str().unwrap())
             .collect();
-        assert_eq!(columns, ["Masters", "Workers", "Leader", "Pending", "Done", "Age"]);
+        assert_eq!(
+            columns,
+            ["Masters", "Workers", "Ready", "Leader", "Epoch", "Pending", "Done", "Age"]
+        );
+        let ready = &version["additionalPrinterColumns"][2];
+        assert_eq!(ready["jsonPath"], ".status.conditions[?(@.type==\"Ready\")].status");
         let spec = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
         assert_eq!(spec["workers"]["minimum"].as_f64(), Some(0.0));
         assert_eq!(
@@ -626,6 +715,28 @@ mod tests {
         let command = &spec["commands"]["additionalProperties"];
         assert_eq!(command["required"], serde_json::json!(["argv"]));
         assert_eq!(command["properties"]["argv"]["minItems"].as_f64(), Some(1.0));
+        // An empty target list is refused by the API server, not only by the controller.
+        assert_eq!(spec["chaos"]["properties"]["targets"]["minItems"].as_f64(), Some(1.0));
+        // The pod settings, for every role and per role.
+        for pod in [
+            &spec["pod"],
+            &spec["master"]["properties"]["pod"],
+            &spec["worker"]["properties"]["pod"],
+            &spec["client"]["properties"]["pod"],
+        ] {
+            let fields = pod["properties"].as_object().unwrap();
+            for field in [
+                "imagePullSecrets",
+                "nodeSelector",
+                "tolerations",
+                "affinity",
+                "priorityClassName",
+                "annotations",
+                "labels",
+            ] {
+                assert!(fields.contains_key(field), "{field} in {pod}");
+            }
+        }
         assert!(command["properties"]["maxOutput"].is_object(), "camelCase names");
     }
 }

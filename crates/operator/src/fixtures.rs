@@ -242,7 +242,7 @@ impl ApiServer {
     }
 }
 
-fn respond(status: StatusCode, body: &Value) -> Response<Body> {
+pub fn respond(status: StatusCode, body: &Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -250,7 +250,7 @@ fn respond(status: StatusCode, body: &Value) -> Response<Body> {
         .unwrap()
 }
 
-fn not_found(what: &str) -> Response<Body> {
+pub fn not_found(what: &str) -> Response<Body> {
     respond(
         StatusCode::NOT_FOUND,
         &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -309,8 +309,8 @@ fn answer(world: &World, call: &Call) -> Response<Body> {
     }
 }
 
-/// A controller context wired to a fake API server and a fake ZooKeeper reader.
-pub fn context(world: World, zk: Result<FarmState, String>) -> (Arc<Context>, ApiServer, Arc<FakeFarms>) {
+/// A client of a fake API server that answers each request with `answer` and records it.
+pub fn fake_api(answer: impl Fn(&Call) -> Response<Body> + Send + 'static) -> (Client, ApiServer) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let client = Client::new(service, "testns");
     let calls = Arc::new(Mutex::new(Vec::new()));
@@ -325,10 +325,22 @@ pub fn context(world: World, zk: Result<FarmState, String>) -> (Arc<Context>, Ap
                 query: parts.uri.query().unwrap_or_default().to_string(),
                 body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             };
-            send.send_response(answer(&world, &call));
+            send.send_response(answer(&call));
             recorded.lock().unwrap().push(call);
         }
     });
+    (client, ApiServer { calls, task })
+}
+
+/// A controller context wired to a fake API server and a fake ZooKeeper reader.
+pub fn context(world: World, zk: Result<FarmState, String>) -> (Arc<Context>, ApiServer, Arc<FakeFarms>) {
+    let (client, server) = fake_api(move |call| answer(&world, call));
+    let (ctx, farms) = context_for(client, zk);
+    (ctx, server, farms)
+}
+
+/// A controller context on `client`, with a fake ZooKeeper reader.
+pub fn context_for(client: Client, zk: Result<FarmState, String>) -> (Arc<Context>, Arc<FakeFarms>) {
     let reporter = Reporter {
         controller: "taskfarm-controller".into(),
         instance: Some("test".into()),
@@ -344,5 +356,5 @@ pub fn context(world: World, zk: Result<FarmState, String>) -> (Arc<Context>, Ap
         Arc::new(Metrics::default()),
         Duration::from_secs(10),
     );
-    (Arc::new(ctx), ApiServer { calls, task }, farms)
+    (Arc::new(ctx), farms)
 }

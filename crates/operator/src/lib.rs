@@ -4,13 +4,15 @@
 //!
 //! - [`crd`]: the resource's spec and status, and the generated CRD;
 //! - [`validate`]: the spec checked into a [`validate::ValidatedFarm`], the builders' only input,
-//!   with [`quantity`] (resource quantities) and [`names`] (name and label syntax);
+//!   with [`quantity`] (resource quantities), [`names`] (name and label syntax) and [`pod`]
+//!   (the role pods' scheduling and metadata settings, merged per role);
 //! - [`build`]: pure builders of the role Deployments, with [`worker`] (slots, the command
 //!   catalogue's ConfigMap and mount, the user's image) and [`catalogue`] (`spec.commands` as
 //!   the workers' catalogue file, checked by their own parser);
 //! - [`chaos`]: pure chaos target selection, guards and the steady-state check;
 //! - [`farmstate`]: the farm's state read from ZooKeeper;
 //! - [`controller`]: the reconcile loop that sequences the API calls;
+//! - [`lease`]: leader election between controller replicas;
 //! - [`http`]: `/metrics` and `/healthz`.
 
 pub mod build;
@@ -22,7 +24,9 @@ pub mod farmstate;
 #[cfg(test)]
 mod fixtures;
 pub mod http;
+pub mod lease;
 pub mod names;
+pub mod pod;
 pub mod quantity;
 #[cfg(test)]
 mod reconcile_tests;
@@ -36,13 +40,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{ArgAction, Args};
-use futures::StreamExt as _;
+use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ListParams};
 use kube::runtime::events::Reporter;
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{watcher, Controller};
 use kube::Client;
-use kube_lease_manager::LeaseManagerBuilder;
 use tokio::sync::watch;
 
 pub use crd::crd_yaml;
@@ -61,6 +65,11 @@ pub struct ControllerArgs {
     /// Watch every namespace instead (needs a ClusterRole rather than the namespaced Role).
     #[arg(long, env = "TASKFARM_ALL_NAMESPACES", conflicts_with = "namespace")]
     pub all_namespaces: bool,
+    /// Act only on the TaskFarms this label selector matches (e.g.
+    /// `taskfarm.dev/controller=taskfarm-controller`), so that several controllers can share a
+    /// namespace; default: every TaskFarm.
+    #[arg(long, env = "TASKFARM_FARM_SELECTOR")]
+    pub farm_selector: Option<String>,
     /// Hold a Lease before reconciling, so that only one replica acts (`--leader-election`,
     /// `--leader-election=false`).
     #[arg(long, env = "TASKFARM_LEADER_ELECTION", action = ArgAction::Set, num_args = 0..=1,
@@ -91,9 +100,23 @@ fn own_namespace(client: &Client) -> String {
         .unwrap_or_else(|| client.default_namespace().to_string())
 }
 
-/// Fails with a clear message when the CRD is missing or not readable.
-async fn check_crd(api: &Api<TaskFarm>) -> anyhow::Result<()> {
-    match api.list(&ListParams::default().limit(1)).await {
+/// The watch of the TaskFarms this controller acts on.
+fn farm_watch(selector: Option<&str>) -> watcher::Config {
+    let config = watcher::Config::default().any_semantic();
+    match selector {
+        Some(selector) => config.labels(selector),
+        None => config,
+    }
+}
+
+/// Fails with a clear message when the CRD is missing or not readable, or the selector is not
+/// one (the list uses it, as the watch will).
+async fn check_crd(api: &Api<TaskFarm>, selector: Option<&str>) -> anyhow::Result<()> {
+    let mut params = ListParams::default().limit(1);
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    match api.list(&params).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
             tracing::error!(
@@ -106,8 +129,37 @@ async fn check_crd(api: &Api<TaskFarm>) -> anyhow::Result<()> {
             tracing::error!(error = %e, "not allowed to list TaskFarms: check the controller's Role");
             bail!("not allowed to list TaskFarms: {}", e.message)
         }
+        Err(kube::Error::Api(e)) if e.code == 400 && selector.is_some() => {
+            bail!(
+                "--farm-selector {:?} is not a label selector: {}",
+                selector.unwrap_or_default(),
+                e.message
+            )
+        }
         Err(e) => Err(e).context("listing TaskFarms"),
     }
+}
+
+type Reconciled = Result<
+    (ObjectRef<TaskFarm>, kube::runtime::controller::Action),
+    kube::runtime::controller::Error<controller::Error, watcher::Error>,
+>;
+
+/// The controller: the selected TaskFarms and the Deployments they own, reconciled until `stop`.
+fn farm_controller(
+    farms: Api<TaskFarm>,
+    deployments: Api<Deployment>,
+    selector: Option<&str>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    ctx: Arc<controller::Context>,
+) -> impl Stream<Item = Reconciled> {
+    // Deployments are watched for their readiness (the status shows it). The catalogue
+    // ConfigMaps are not: they have no status, and every reconcile applies them again.
+    let children = watcher::Config::default().labels(&format!("{}={}", build::LABEL_MANAGED_BY, build::FIELD_MANAGER));
+    Controller::new(farms, farm_watch(selector))
+        .owns(deployments, children)
+        .graceful_shutdown_on(stop)
+        .run(controller::reconcile, controller::error_policy, ctx)
 }
 
 /// Runs the controller until `shutdown` resolves (the binary passes SIGTERM/SIGINT) or the
@@ -130,7 +182,8 @@ pub async fn run(
         )
     };
     let scope = if args.all_namespaces { "*" } else { namespace.as_str() };
-    check_crd(&farms).await?;
+    let selector = args.farm_selector.as_deref().filter(|s| !s.is_empty());
+    check_crd(&farms, selector).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -157,22 +210,13 @@ pub async fn run(
                 namespace.clone()
             }
         });
-        let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-            .with_namespace(&lease_ns)
-            .with_identity(&identity)
-            .with_duration(15)
-            .with_grace(5)
-            .build()
-            .await
-            .with_context(|| format!("setting up the leader Lease {lease_ns}/{}", args.lease_name))?;
-        let (mut leading, task) = manager.watch().await;
+        let settings = lease::LeaseSettings::new(&args.lease_name, &lease_ns, &identity);
         tracing::info!(lease = %args.lease_name, namespace = %lease_ns, identity, "waiting for the leader Lease");
-        tokio::select! {
-            r = leading.wait_for(|l| *l) => { r.context("the Lease manager stopped")?; }
-            _ = stopped(stop_rx.clone()) => { return Ok(()); }
+        match lease::acquire(client.clone(), &settings, stopped(stop_rx.clone())).await? {
+            Some(held) => lease = Some(held),
+            None => return Ok(()),
         }
         tracing::info!(identity, "holding the leader Lease");
-        lease = Some((leading, task));
     }
     metrics.leading.store(true, Ordering::Relaxed);
 
@@ -188,38 +232,32 @@ pub async fn run(
         metrics.clone(),
         args.resync,
     ));
-    tracing::info!(namespace = scope, http = %args.http_addr, "controller started");
-    let children = watcher::Config::default().labels(&format!("{}={}", build::LABEL_MANAGED_BY, build::FIELD_MANAGER));
-    // Deployments are watched for their readiness (the status shows it). The catalogue
-    // ConfigMaps are not: they have no status, and every reconcile applies them again.
-    let controller = Controller::new(farms, watcher::Config::default().any_semantic())
-        .owns(deployments, children)
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(controller::reconcile, controller::error_policy, ctx)
-        .for_each(|result| {
-            let metrics = metrics.clone();
-            async move {
-                match result {
-                    Ok((obj, _)) => tracing::debug!(taskfarm = %obj.name, "reconciled"),
-                    // A requeue of a farm that was deleted since: its gauges go with it.
-                    Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                        metrics.forget_farm(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
-                        tracing::debug!(taskfarm = %obj.name, "farm gone");
-                    }
-                    // Already logged by error_policy.
-                    Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
-                    // Watch errors (RBAC, API server away): kube retries, but people must see them.
-                    Err(e) => tracing::warn!(error = %e, "controller watch error"),
+    tracing::info!(namespace = scope, http = %args.http_addr, farm_selector = selector, "controller started");
+    let controller = farm_controller(farms, deployments, selector, stopped(stop_rx.clone()), ctx).for_each(|result| {
+        let metrics = metrics.clone();
+        async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(taskfarm = %obj.name, "reconciled"),
+                // A requeue of a farm that was deleted since (or, through a Deployment event, a
+                // farm the selector leaves to another controller): its gauges go with it.
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    metrics.forget_farm(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
+                    tracing::debug!(taskfarm = %obj.name, "farm gone");
                 }
+                // Already logged by error_policy.
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                // Watch errors (RBAC, API server away): kube retries, but people must see them.
+                Err(e) => tracing::warn!(error = %e, "controller watch error"),
             }
-        });
+        }
+    });
 
     let outcome = match lease {
         None => {
             controller.await;
             Ok(())
         }
-        Some((mut leading, task)) => {
+        Some(lease::Leadership { mut leading, task }) => {
             let lost = async {
                 let _ = leading.wait_for(|l| !*l).await;
             };
@@ -265,6 +303,9 @@ mod tests {
         assert_eq!(args.namespace, None);
         assert!(!args.all_namespaces && !args.leader_election);
         assert_eq!(args.lease_name, "taskfarm-controller");
+        assert_eq!(args.farm_selector, None);
+        let selected = parse(&["--farm-selector", "taskfarm.dev/controller=a"]);
+        assert_eq!(selected.farm_selector.as_deref(), Some("taskfarm.dev/controller=a"));
         assert!(parse(&["--leader-election"]).leader_election);
         assert!(parse(&["--leader-election=true"]).leader_election);
         assert!(!parse(&["--leader-election=false"]).leader_election);
@@ -293,12 +334,41 @@ mod tests {
             );
         });
         let api: Api<TaskFarm> = Api::namespaced(Client::new(service, "farms"), "farms");
-        let err = check_crd(&api).await.unwrap_err();
+        let err = check_crd(&api, None).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("CRD (taskfarms.taskfarm.dev) is not installed"),
             "{err}"
         );
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_controller_lists_and_watches_only_the_selected_farms() {
+        let (seen, mut farm_requests) = tokio::sync::mpsc::unbounded_channel();
+        let (client, _server) = crate::fixtures::fake_api(move |call| {
+            if call.path == "/apis/taskfarm.dev/v1alpha1/namespaces/testns/taskfarms" {
+                let _ = seen.send(call.query.clone());
+            }
+            crate::fixtures::not_found(&call.path)
+        });
+        let (ctx, _) = crate::fixtures::context_for(client.clone(), Ok(Default::default()));
+        let selector = Some("taskfarm.dev/controller=release-a-controller");
+        // The start-up check lists with the selector, as the watch does.
+        let farms: Api<TaskFarm> = Api::namespaced(client.clone(), "testns");
+        assert!(check_crd(&farms, selector).await.is_err(), "404: no CRD");
+        let deployments = Api::namespaced(client, "testns");
+        let running = tokio::spawn(
+            farm_controller(farms, deployments, selector, std::future::pending(), ctx).for_each(|_| async {}),
+        );
+        let wanted = "labelSelector=taskfarm.dev%2Fcontroller%3Drelease-a-controller";
+        for _ in 0..2 {
+            let query = tokio::time::timeout(Duration::from_secs(10), farm_requests.recv())
+                .await
+                .expect("a TaskFarm list")
+                .unwrap();
+            assert!(query.contains(wanted), "{query}");
+        }
+        running.abort();
     }
 }

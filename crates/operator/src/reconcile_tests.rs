@@ -67,6 +67,7 @@ async fn create_applies_three_owned_deployments_and_writes_status() {
         assert_eq!(call.body["spec"]["replicas"], replicas);
         assert_eq!(call.body["metadata"]["ownerReferences"][0]["kind"], "TaskFarm");
         assert_eq!(call.body["metadata"]["ownerReferences"][0]["uid"], "uid-demo");
+        assert_eq!(call.body["metadata"]["ownerReferences"][0]["blockOwnerDeletion"], true);
     }
     let status = calls.status();
     assert_eq!(status["observedGeneration"], 1);
@@ -677,5 +678,51 @@ async fn a_reconcile_on_a_cache_older_than_our_write_repeats_nothing() {
     assert_eq!(
         writes.iter().map(reason).collect::<Vec<_>>(),
         ["SteadyState", "Recovering"]
+    );
+}
+
+#[tokio::test]
+async fn pod_settings_reach_every_applied_deployment() {
+    use k8s_openapi::api::core::v1::LocalObjectReference;
+    let f = farm("demo", |s| {
+        s.pod.image_pull_secrets = vec![LocalObjectReference {
+            name: "registry".into(),
+        }];
+        s.worker.pod.node_selector.insert("pool".into(), "big".into());
+    });
+    let (calls, _) = reconcile_once(&f, World::default(), Ok(healthy_state())).await;
+    for role in ["master", "worker", "client"] {
+        let pod = &calls.one("PATCH", &deployment_path(&format!("demo-{role}"))).body["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["imagePullSecrets"],
+            serde_json::json!([{"name": "registry"}]),
+            "{role}"
+        );
+        let pool = if role == "worker" {
+            Value::from("big")
+        } else {
+            Value::Null
+        };
+        assert_eq!(pod["nodeSelector"]["pool"], pool, "{role}");
+    }
+}
+
+#[tokio::test]
+async fn a_pod_label_the_controller_sets_applies_nothing_and_says_why() {
+    let f = farm("demo", |s| {
+        s.worker
+            .pod
+            .labels
+            .insert("app.kubernetes.io/component".into(), "master".into());
+    });
+    let (calls, _) = reconcile_once(&f, World::default(), Ok(healthy_state())).await;
+    calls.none("PATCH", &configmap_path("demo-commands"));
+    for role in ["master", "worker", "client"] {
+        calls.none("PATCH", &deployment_path(&format!("demo-{role}")));
+    }
+    let note = calls.event("InvalidSpec").body["note"].as_str().unwrap().to_string();
+    assert_eq!(
+        note,
+        "spec.worker.pod.labels: \"app.kubernetes.io/component\" is set by the controller (it selects the farm's pods)"
     );
 }

@@ -19,6 +19,7 @@ use super::crd::{
     ZookeeperSpec,
 };
 use super::names::{self, NameError};
+use super::pod::{self, RolePods};
 use super::quantity::{self, Amount, QuantityError};
 
 /// A TaskFarm that can be built: every field below is what the Deployments carry, checked.
@@ -29,7 +30,7 @@ pub struct ValidatedFarm {
     /// A label value (it labels the pods), and `<name>-<role>` a Deployment name.
     pub name: String,
     pub namespace: String,
-    /// The TaskFarm as the controlling owner of its Deployments.
+    /// The TaskFarm as the controlling owner of its Deployments, blocking its deletion.
     pub owner: OwnerReference,
     /// The spec's replicas, none negative (suspend is applied by the builders).
     pub replicas: RoleCounts,
@@ -38,8 +39,12 @@ pub struct ValidatedFarm {
     pub image: String,
     pub image_pull_policy: PullPolicy,
     pub resources: RoleQuantities,
+    /// Each role's pod settings, `spec.pod` merged with `spec.<role>.pod`: label keys and values,
+    /// names, tolerations and affinity terms the API server accepts, no label or annotation the
+    /// controller sets itself.
+    pub pods: RolePods,
     /// `image` like the role image (`None` when unset or empty), `slots` within 1-256.
-    pub worker: WorkerSpec,
+    pub worker: WorkerSettings,
     /// `spec.commands` as the workers' catalogue file, which a worker's own parser accepts.
     pub catalogue: Rendered,
     /// `task` is a JSON object, `concurrency` at least 1.
@@ -62,6 +67,15 @@ impl ValidatedFarm {
             Component::Client | Component::Zookeeper => &self.resources.client,
         }
     }
+}
+
+/// How the worker pods run (their pod settings are in [`ValidatedFarm::pods`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkerSettings {
+    /// The workers' own image, `None` for the role image.
+    pub image: Option<String>,
+    /// Task slots per worker pod, 1-256.
+    pub slots: i32,
 }
 
 /// Requests and limits with names a container may ask for and quantities the API server parses.
@@ -136,6 +150,8 @@ pub enum InvalidSpec {
         name: String,
         request: String,
     },
+    #[error("spec.{at}: {why}")]
+    Pod { at: String, why: String },
     #[error("spec.chaos.targets is empty")]
     NoChaosTargets,
     #[error("spec.chaos.intervalSeconds must be at least 5 ({0})")]
@@ -158,7 +174,13 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
     // `<name>-commands` (the ConfigMap) is then a DNS-1123 subdomain too: same characters, and
     // a label value (63) plus 9 is far below 253.
     let namespace = farm.namespace().ok_or(InvalidSpec::NoNamespace)?;
-    let owner = farm.controller_owner_ref(&()).ok_or(InvalidSpec::NoUid)?;
+    // Blocking: a foreground deletion of the TaskFarm (`kubectl delete --cascade=foreground`)
+    // waits until its Deployments and ConfigMap are gone. Setting it needs `update` on
+    // taskfarms/finalizers where the OwnerReferencesPermissionEnforcement admission plugin runs.
+    let owner = OwnerReference {
+        block_owner_deletion: Some(true),
+        ..farm.controller_owner_ref(&()).ok_or(InvalidSpec::NoUid)?
+    };
     let spec = &farm.spec;
     for (field, value) in [
         ("masters", spec.masters),
@@ -189,6 +211,7 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
             worker: quantities("worker", &spec.resources.worker)?,
             client: quantities("client", &spec.resources.client)?,
         },
+        pods: pod::role_pods(spec)?,
         worker: worker(&spec.worker)?,
         catalogue: catalogue::render(&spec.commands).map_err(InvalidSpec::Commands)?,
         client_profile: client_profile(&spec.client_profile)?,
@@ -203,7 +226,7 @@ fn image_reference(image: &str) -> bool {
     !image.is_empty() && !image.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn worker(worker: &WorkerSpec) -> Result<WorkerSpec, InvalidSpec> {
+fn worker(worker: &WorkerSpec) -> Result<WorkerSettings, InvalidSpec> {
     // An empty image means none, as an empty secret name does.
     let image = worker.image.clone().filter(|s| !s.is_empty());
     if let Some(image) = image.as_deref().filter(|i| !image_reference(i)) {
@@ -212,7 +235,7 @@ fn worker(worker: &WorkerSpec) -> Result<WorkerSpec, InvalidSpec> {
     if !(1..=256).contains(&worker.slots) {
         return Err(InvalidSpec::Slots(worker.slots));
     }
-    Ok(WorkerSpec {
+    Ok(WorkerSettings {
         image,
         slots: worker.slots,
     })
@@ -415,6 +438,10 @@ mod tests {
             (
                 "taskfarm-exec-debian.yaml",
                 include_str!("../../../manifests/examples/taskfarm-exec-debian.yaml"),
+            ),
+            (
+                "taskfarm-pod-settings.yaml",
+                include_str!("../../../manifests/examples/taskfarm-pod-settings.yaml"),
             ),
             (
                 "chaos-zookeeper-dry-run.yaml",
