@@ -191,6 +191,9 @@ async fn declared_commands_run_and_everything_else_is_refused_with_a_reason() {
     let r = f.submit("sleepy", exec("sleepy")).await;
     assert_eq!(r["ok"], false, "{r}");
     assert_eq!(r["value"]["timed_out"], true, "{r}");
+    // Ended by the time limit's SIGTERM, not the SIGKILL after the grace (the command must not
+    // inherit the shim's blocked signals).
+    assert_eq!(r["value"]["signal"], "SIGTERM", "{r}");
     assert_eq!(r["error"], "command \"sleepy\" timed out after 1000 ms");
     for pid in processes_with(&format!("sleep {}", f.marker)) {
         wait_gone(pid, "the timed-out command").await;

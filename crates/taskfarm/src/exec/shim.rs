@@ -48,7 +48,7 @@ pub fn run(args: ShimArgs) -> ! {
         mask.add(s);
     }
     // Blocked and taken with sigwait below: no handler runs, no signal is lost. (The command
-    // starts with an empty mask: std resets it in the child.)
+    // gets an empty mask back before it starts: see the spawn below.)
     if mask.thread_block().is_err() {
         fail(CANNOT_START, "cannot block signals");
     }
@@ -59,7 +59,17 @@ pub fn run(args: ShimArgs) -> ! {
     if getppid().as_raw() != args.parent {
         kill_group_and_die();
     }
-    let child = match Command::new(&args.argv[0]).args(&args.argv[1..]).spawn() {
+    let mut command = Command::new(&args.argv[0]);
+    command.args(&args.argv[1..]);
+    // The command must start with no signal blocked: a blocked mask is inherited across exec,
+    // and its time limit's SIGTERM would never reach it (found by the exec-kill scenario).
+    // SAFETY: pthread_sigmask is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            SigSet::empty().thread_set_mask().map_err(std::io::Error::from)
+        });
+    }
+    let child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.kind() == std::io::ErrorKind::NotFound {

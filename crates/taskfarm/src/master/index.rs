@@ -492,6 +492,16 @@ impl Index {
             if self.is_assignable(&t) {
                 return Some(t);
             }
+            // An orphan whose last worker's id has a newer write in flight (a restarted worker
+            // with the same id, just given another task): decide again once that write shows,
+            // instead of forgetting the task until its deadline.
+            if let Some(Ok(r)) = self.tasks.get(&t).map(|o| &o.record) {
+                if r.state == TaskState::Assigned && matches!(self.orphaned(&t), Orphan::Unknown) {
+                    if let Some(w) = r.worker.clone() {
+                        self.waiting_on_worker.entry(w).or_default().push(t.clone());
+                    }
+                }
+            }
         }
         None
     }
@@ -1297,5 +1307,31 @@ mod tests {
         assert!(matches!(&fail[..], [Action::FailTask { .. }]), "{fail:?}");
         index.observe_task("t2", None);
         assert_eq!(index.completed(), 1);
+    }
+
+    /// Found by the exec-kill scenario: a worker killed while holding two tasks restarts under
+    /// the same id; the master gives it one of them and must not forget the other.
+    #[test]
+    fn an_orphan_popped_while_its_restarted_worker_has_a_write_in_flight_is_not_forgotten() {
+        let old_assignment = |created| TaskObs {
+            record: Ok(TaskRecord::queued("c1", 0).assigned("w2", 4)),
+            version: 1,
+            created,
+        };
+        let mut index = Index::from_scan(
+            5,
+            3,
+            vec![("w2".into(), free(0)), ("w1".into(), free(0))],
+            vec![("t1".into(), old_assignment(1)), ("t3".into(), old_assignment(3))],
+        );
+        let first = index.decide();
+        assert_eq!(assigned_pairs(&first), vec![("t3".into(), "w2".into())]);
+        observe_assign(&mut index, &first[0]);
+        let second = index.decide();
+        assert_eq!(
+            assigned_pairs(&second),
+            vec![("t1".into(), "w1".into())],
+            "t1 was forgotten"
+        );
     }
 }
