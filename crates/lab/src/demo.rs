@@ -1,6 +1,8 @@
 //! `taskfarm demo`: the whole farm locally on a real 3-server ZooKeeper ensemble: masters,
 //! workers and clients as child processes, a live progress line, optional chaos, and an
 //! evidence summary at the end. Every process logs to its own file under the run directory.
+//! With `--exec` the tasks are real programs (a command catalogue and a workload, by default
+//! those of `examples/`), and the summary adds their results by command and outcome.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +14,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use nix::sys::signal::Signal;
 use rand::seq::IndexedRandom as _;
 
-use crate::farm::{new_run_dir, read_deliveries, read_summary, LocalFarm, Role};
+use crate::exec::outcome::{self, Tally};
+use crate::exec::{example, procs, Workload, EXAMPLE_CATALOGUE, EXAMPLE_WORKLOAD};
+use crate::farm::{new_run_dir, read_deliveries, read_results, read_summary, LocalFarm, Role};
 use taskfarm::protocol::FarmStatus;
 use taskfarm_harness::{ZkCluster, ZkOptions};
 
@@ -52,6 +56,61 @@ pub struct DemoArgs {
     /// Where logs go (default: runs/demo-<time>).
     #[arg(long)]
     pub run_dir: Option<PathBuf>,
+    /// Run real programs: workers get the command catalogue (--commands), and each client
+    /// submits --tasks tasks taken in turn from the workload (--workload) instead of --task.
+    #[arg(long)]
+    pub exec: bool,
+    /// The workers' command catalogue with --exec [default: examples/commands.yaml]
+    #[arg(long, requires = "exec")]
+    pub commands: Option<PathBuf>,
+    /// The tasks with --exec, one JSON task a line [default: examples/exec-workload.jsonl]
+    #[arg(long, requires = "exec")]
+    pub workload: Option<PathBuf>,
+}
+
+/// What `--exec` runs: the catalogue and the workload.
+struct ExecSetup {
+    commands: PathBuf,
+    workload: Workload,
+}
+
+impl ExecSetup {
+    /// Checks the files before anything starts: a broken catalogue would stop every worker.
+    fn load(args: &DemoArgs) -> anyhow::Result<Self> {
+        // A client submits a file's tasks once: an endless one has nothing to go round.
+        anyhow::ensure!(args.tasks > 0, "--exec needs --tasks above 0");
+        let commands = args.commands.clone().unwrap_or_else(|| example(EXAMPLE_CATALOGUE));
+        taskfarm::exec::Catalogue::load(&commands)?;
+        let workload = Workload::load(&args.workload.clone().unwrap_or_else(|| example(EXAMPLE_WORKLOAD)))?;
+        Ok(Self { commands, workload })
+    }
+
+    /// Writes the tasks each client submits (`tasks` of them, going round the workload).
+    fn write_tasks(&self, run_dir: &std::path::Path, tasks: u64) -> anyhow::Result<PathBuf> {
+        let file = run_dir.join("exec-tasks.jsonl");
+        self.workload.write_cycled(tasks as usize, &file)?;
+        Ok(file)
+    }
+
+    /// Results of every client incarnation by command and outcome, and the workers' peak memory.
+    fn summary(&self, farm: &LocalFarm, incarnations: &[Vec<String>], peak_rss: u64) -> String {
+        let mut tally = Tally::default();
+        for c in incarnations.iter().flatten() {
+            for (task, result) in read_results(&farm.results_path(c))
+                .iter()
+                .filter_map(outcome::parse_record)
+            {
+                let command = self.workload.task(&task).map(outcome::command_of).unwrap_or_default();
+                tally.add(&command, &result);
+            }
+        }
+        format!(
+            "\nexec results by command and outcome ({}):\n\n{}\nworkers' peak resident memory (largest, incarnations alive at the end): {:.1} MiB\n",
+            self.commands.display(),
+            tally.render(),
+            peak_rss as f64 / f64::from(1 << 20)
+        )
+    }
 }
 
 /// One chaos action, for the log and the summary.
@@ -63,9 +122,15 @@ struct ChaosAction {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     taskfarm::task::TaskSpec::parse(args.task.as_bytes()).context("--task")?;
+    let exec = if args.exec { Some(ExecSetup::load(&args)?) } else { None };
     let run_dir = match &args.run_dir {
         Some(d) => d.clone(),
         None => new_run_dir("demo")?,
+    };
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let tasks_file = match &exec {
+        Some(e) => Some(e.write_tasks(&run_dir, args.tasks)?),
+        None => None,
     };
     let servers = args.zk_servers as usize;
     eprintln!(
@@ -83,19 +148,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     for i in 1..=args.masters {
         farm.spawn(Role::Master, &format!("m{i}"), &[])?;
     }
+    let worker_args: Vec<String> = match &exec {
+        Some(e) => vec!["--commands".into(), e.commands.display().to_string()],
+        None => Vec::new(),
+    };
     for i in 1..=args.workers {
-        farm.spawn(Role::Worker, &format!("w{i}"), &[])?;
+        farm.spawn(Role::Worker, &format!("w{i}"), &worker_args)?;
     }
-    let client_args = |tasks: u64| {
-        [
-            "--tasks",
-            &tasks.to_string(),
-            "--concurrency",
-            &args.concurrency.to_string(),
-            "--task",
-            &args.task,
-        ]
-        .map(String::from)
+    let client_args = |tasks: u64| -> Vec<String> {
+        let concurrency = args.concurrency.to_string();
+        match &tasks_file {
+            Some(file) => vec![
+                "--tasks-from".into(),
+                file.display().to_string(),
+                "--concurrency".into(),
+                concurrency,
+            ],
+            None => vec![
+                "--tasks".into(),
+                tasks.to_string(),
+                "--concurrency".into(),
+                concurrency,
+                "--task".into(),
+                args.task.clone(),
+            ],
+        }
     };
     // Each client slot runs one incarnation after another (a killed client comes back as a new
     // client: its unfinished tasks went with its session, by design).
@@ -200,6 +277,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok((d, _)) => FarmStatus::parse(&d).unwrap_or_default(),
         Err(_) => FarmStatus::default(),
     };
+    // Before the workers stop: their peak memory (a flood of output must not show in it).
+    let workers = farm.names(Role::Worker);
+    let peak_rss = procs::largest_peak_rss(&farm, workers.iter().map(String::as_str));
     farm.stop_all();
     // Every session was closed by SIGTERM (ephemerals go at once); confirm nothing is left.
     let left = taskfarm::waits::children(
@@ -213,6 +293,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     .is_err();
     let (table, ok) = summary(&farm, &incarnations, &status, &chaos_log, started.elapsed(), left);
     print!("{table}");
+    if let Some(e) = &exec {
+        print!("{}", e.summary(&farm, &incarnations, peak_rss));
+    }
     println!("logs: {}", run_dir.display());
     drop(observer);
     drop(farm);

@@ -238,15 +238,18 @@ pub struct Deliveries {
     pub duplicates: u64,
 }
 
+/// The records of a client's results log, `{"task": id, "result": {...}}` each (a line cut
+/// short by a kill is skipped).
+pub fn read_results(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
 /// Reads a client's results log.
 pub fn read_deliveries(path: &Path) -> Deliveries {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut seen = std::collections::HashMap::<String, u32>::new();
     let mut d = Deliveries::default();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
+    for v in read_results(path) {
         d.delivered += 1;
         if v["result"]["ok"].as_bool() == Some(true) {
             d.ok += 1;

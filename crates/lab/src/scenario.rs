@@ -1,4 +1,5 @@
-//! `taskfarm scenario NAME|all`: the seed's fault scenarios, automated.
+//! `taskfarm scenario NAME|all`: the seed's fault scenarios, automated, and `exec-kill` (real
+//! programs on workers that are killed, in [`exec_kill`]).
 //!
 //! Each scenario starts its own ZooKeeper, runs the roles as processes ([`LocalFarm`]), injects
 //! its faults at chosen moments (waiting for events, e.g. "this worker now holds a task", rather
@@ -19,10 +20,12 @@ use tokio::sync::mpsc;
 use tracing::Instrument as _;
 use zookeeper_client::EventType;
 
-use crate::farm::{new_run_dir, read_deliveries, read_summary, LocalFarm, Role};
+use crate::farm::{new_run_dir, read_deliveries, read_results, read_summary, LocalFarm, Role};
 use taskfarm::protocol::{FarmStatus, TaskRecord, TaskState, WorkerRecord};
 use taskfarm::zk::ZkSession;
 use taskfarm_harness::{ZkCluster, ZkOptions};
+
+mod exec_kill;
 
 /// The seed's scenarios, named on the command line as the seed names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,6 +48,8 @@ pub enum Scenario {
     ZkCluster,
     /// ZooKeeper servers die: a follower, the leader, then two (quorum lost).
     ZkFailure,
+    /// Workers running real programs (examples/commands.yaml) are SIGKILLed mid-command.
+    ExecKill,
 }
 
 impl Scenario {
@@ -57,6 +62,7 @@ impl Scenario {
             Scenario::MasterLag => master_lag(ctx).await,
             Scenario::ZkCluster => zk_cluster(ctx).await,
             Scenario::ZkFailure => zk_failure(ctx).await,
+            Scenario::ExecKill => exec_kill::exec_kill(ctx).await,
         }
     }
 }
@@ -412,6 +418,31 @@ impl Stage {
             row.lost == 0 && row.duplicates == 0 && row.submitted > 0 && row.completed + row.failed == row.submitted;
     }
 
+    /// The tasks still in `/tasks`, with their state, worker and attempt (for a failure's
+    /// message: which task a client still waits for, and where the farm last put it).
+    async fn unfinished(&self) -> String {
+        let Ok(ids) = self.observer.client.list_children("/tasks").await else {
+            return "(cannot list /tasks)".into();
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            let record = match self.observer.client.get_data(&format!("/tasks/{id}")).await {
+                Ok((d, _)) => TaskRecord::parse(&d).ok(),
+                Err(_) => None,
+            };
+            out.push(match record {
+                Some(r) => format!(
+                    "{id} ({:?} on {}, attempt {})",
+                    r.state,
+                    r.worker.as_deref().unwrap_or("-"),
+                    r.attempt
+                ),
+                None => format!("{id} (gone or unreadable)"),
+            });
+        }
+        out.join(", ")
+    }
+
     async fn finish(&mut self, row: &mut Row, clients: &[&str]) -> anyhow::Result<()> {
         for c in clients {
             self.wait_exit(c).await?;
@@ -578,14 +609,7 @@ async fn two_two_one(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
 fn count_reruns(st: &Stage, clients: &[&str]) -> u64 {
     clients
         .iter()
-        .flat_map(|c| {
-            std::fs::read_to_string(st.farm.results_path(c))
-                .unwrap_or_default()
-                .lines()
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        .flat_map(|c| read_results(&st.farm.results_path(c)))
         .filter(|v| v["result"]["attempt"].as_u64().unwrap_or(1) > 1)
         .count() as u64
 }

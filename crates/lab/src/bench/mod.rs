@@ -198,6 +198,8 @@ fn start_servers(n: usize, plan: &Plan, dir: &Path) -> anyhow::Result<ZkCluster>
         heap_mb: 512,
         // Measure ZooKeeper as it runs in production, not as the tests start it.
         full_jit: true,
+        // No per-host limit: every client of the bench connects from this one host.
+        max_client_connections: 0,
     };
     tokio::task::block_in_place(|| {
         if n == 1 {
