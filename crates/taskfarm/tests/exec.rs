@@ -379,3 +379,23 @@ async fn a_client_submits_the_tasks_of_a_file_one_per_line() {
     digests.dedup();
     assert_eq!(digests.len(), 3, "each line its own stdin: {digests:?}");
 }
+
+#[tokio::test]
+async fn a_worker_whose_binary_was_replaced_on_disk_still_runs_commands() {
+    let f = ExecFarm::new("replaced").await;
+    // The worker runs from a copy that is then deleted (an upgrade or a rebuild under it).
+    let copy = f.farm.dir.join("taskfarm-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_taskfarm"), &copy).unwrap();
+    let args = ["worker", "--id", "w1", "--commands", f.catalogue.to_str().unwrap()];
+    let _worker = f.farm.spawn_binary(&copy, "w1", &args);
+    let observer = f.farm.observer().await;
+    wait_children(&observer, "/workers", "the worker", |c| (!c.is_empty()).then_some(())).await;
+    std::fs::remove_file(&copy).unwrap();
+    let r = f
+        .submit(
+            "checksum",
+            serde_json::json!({"kind":"exec","command":"checksum","stdin":"hello\n"}),
+        )
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+}

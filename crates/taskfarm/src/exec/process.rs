@@ -107,8 +107,10 @@ pub async fn run(admitted: &Admitted<'_>, stdin: Option<&str>) -> Result<Finishe
     let spec = admitted.spec;
     let path = command_path(admitted);
     let program = resolve_program(&admitted.argv[0], &path, spec.workdir.as_deref())?;
-    let shim_binary = std::env::current_exe().map_err(|e| format!("cannot locate the worker's own binary: {e}"))?;
-    let mut cmd = tokio::process::Command::new(shim_binary);
+    // The shim is this very binary. Through /proc/self/exe, the kernel runs the file the worker
+    // was started from even when it has been replaced or removed on disk since (an upgrade, a
+    // rebuild): the worker never starts a shim of another version, nor fails to find one.
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
     cmd.arg("exec-shim")
         .arg("--parent")
         .arg(std::process::id().to_string())

@@ -88,13 +88,17 @@ impl Farm {
     /// Starts `taskfarm <args>` against this farm; stdout is captured line by line, stderr goes
     /// to `<dir>/<name>.log`.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Proc {
+        self.spawn_binary(Path::new(env!("CARGO_BIN_EXE_taskfarm")), name, args)
+    }
+
+    /// Like [`Farm::spawn`], from another copy of the role binary.
+    pub fn spawn_binary(&self, binary: &Path, name: &str, args: &[&str]) -> Proc {
         let log_path = self.dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .unwrap();
-        let binary = Path::new(env!("CARGO_BIN_EXE_taskfarm"));
         let mut cmd = RoleCommand::new(binary, &self.connect_string(), self.session_timeout).command(args);
         cmd.stdout(Stdio::piped()).stderr(log);
         let mut guard = ChildGuard::spawn(name, cmd).expect("spawn taskfarm");
