@@ -260,24 +260,31 @@ async fn submit_exec_behaves_like_the_command_it_runs() {
     assert!(err.contains("65536-byte limit"), "{err}");
 }
 
+impl ExecFarm {
+    /// A worker and a client whose one `hang` task is running: the pids of its processes (the
+    /// shim, the shell, and the two sleeps it started before it wrote to the fifo).
+    async fn hang_running(&self) -> (Proc, Proc, Vec<i32>) {
+        let worker = self.worker("w1", &[]);
+        let client = self.farm.client("c1", 1, 1, &exec("hang").to_string());
+        self.hang_started().await;
+        let pids = processes_with(&format!("sleep {}", self.marker));
+        assert_eq!(
+            pids.len(),
+            4,
+            "the shim, the command and the children it started: {pids:?}"
+        );
+        (worker, client, pids)
+    }
+}
+
 #[tokio::test]
 async fn a_withdrawn_exec_task_has_its_whole_process_group_killed() {
     let f = ExecFarm::new("withdrawn").await;
-    let _worker = f.worker("w1", &[]);
-    let task = exec("hang").to_string();
-    let client = f.farm.client("c1", 1, 1, &task);
-    f.hang_started().await;
-    // The shim, the shell, and the two sleeps it started before it wrote to the fifo.
-    let sleeps = processes_with(&format!("sleep {}", f.marker));
-    assert_eq!(
-        sleeps.len(),
-        4,
-        "the shim, the command and the children it started: {sleeps:?}"
-    );
+    let (_worker, client, pids) = f.hang_running().await;
     // The client dies: its task is withdrawn (after its session times out) and the worker
     // kills the command's group, grandchild included.
     client.signal(Signal::SIGKILL);
-    for pid in sleeps {
+    for pid in pids {
         wait_gone(pid, "a process of the withdrawn task").await;
     }
 }
@@ -285,14 +292,9 @@ async fn a_withdrawn_exec_task_has_its_whole_process_group_killed() {
 #[tokio::test]
 async fn a_sigkilled_worker_takes_the_commands_it_ran_with_it() {
     let f = ExecFarm::new("workerkill").await;
-    let worker = f.worker("w1", &[]);
-    let task = exec("hang").to_string();
-    let _client = f.farm.client("c1", 1, 1, &task);
-    f.hang_started().await;
-    let sleeps = processes_with(&format!("sleep {}", f.marker));
-    assert_eq!(sleeps.len(), 4, "{sleeps:?}");
+    let (worker, _client, pids) = f.hang_running().await;
     worker.signal(Signal::SIGKILL);
-    for pid in sleeps {
+    for pid in pids {
         wait_gone(pid, "a process of the killed worker's task").await;
     }
 }
