@@ -93,7 +93,8 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
     let mut events = Events {
         tasks: PersistentWatch::recursive(&session.client, paths::TASKS).await?,
         workers: PersistentWatch::recursive(&session.client, paths::WORKERS).await?,
-        disconnected: false,
+        tasks_lost: false,
+        workers_lost: false,
     };
     let leading = async {
         // A backup's loop is idle between events: it beats on a timer (the leader's beats come
@@ -107,8 +108,8 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
                 let event = tokio::select! {
                     changed = rx.changed() => if changed.is_err() { return } else { continue },
                     _ = heartbeat.tick() => { crate::health::beat(); continue }
-                    e = events.tasks.next() => e,
-                    e = events.workers.next() => e,
+                    e = events.tasks.next() => { reconnected_after_loss(&mut events.tasks_lost, &e); e }
+                    e = events.workers.next() => { reconnected_after_loss(&mut events.workers_lost, &e); e }
                 };
                 if is_session_end(&event) {
                     return;
@@ -145,8 +146,24 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
 struct Events {
     tasks: PersistentWatch,
     workers: PersistentWatch,
-    /// Seen Disconnected since the last scan (events may have been lost).
-    disconnected: bool,
+    /// Each watch's Disconnected not yet followed by its own reconnection. A watch hands out
+    /// its reconnection only once it is registered again, and events between the two may be
+    /// lost (ZOOKEEPER-4698): a leader rescans at each watch's reconnection. Kept per watch and
+    /// also while following, so that a reconnection seen by one loop is not missed by the next.
+    tasks_lost: bool,
+    workers_lost: bool,
+}
+
+/// Tracks a watch's session events: whether this event is its reconnection after a loss.
+fn reconnected_after_loss(lost: &mut bool, event: &WatchedEvent) -> bool {
+    match (event.event_type, event.session_state) {
+        (EventType::Session, SessionState::Disconnected) => {
+            *lost = true;
+            false
+        }
+        (EventType::Session, SessionState::SyncConnected) => std::mem::take(lost),
+        _ => false,
+    }
 }
 
 /// A terminal session event: the watcher must not be polled again after it.
@@ -284,12 +301,12 @@ impl<'a> Leader<'a> {
                     }
                 }
                 event = events.tasks.next() => {
-                    if self.on_event(event, Kind::Task, &mut reads, &mut own_writes, &mut events.disconnected, &mut rescan) {
+                    if self.on_event(event, Kind::Task, &mut reads, &mut own_writes, &mut events.tasks_lost, &mut rescan) {
                         return Ok("session ended");
                     }
                 }
                 event = events.workers.next() => {
-                    if self.on_event(event, Kind::Worker, &mut reads, &mut own_writes, &mut events.disconnected, &mut rescan) {
+                    if self.on_event(event, Kind::Worker, &mut reads, &mut own_writes, &mut events.workers_lost, &mut rescan) {
                         return Ok("session ended");
                     }
                 }
@@ -329,16 +346,12 @@ impl<'a> Leader<'a> {
         kind: Kind,
         reads: &mut Reads,
         own_writes: &mut OwnWrites,
-        disconnected: &mut bool,
+        lost: &mut bool,
         rescan: &mut bool,
     ) -> bool {
         if event.event_type == EventType::Session {
+            *rescan |= reconnected_after_loss(lost, &event);
             match event.session_state {
-                SessionState::Disconnected => *disconnected = true,
-                SessionState::SyncConnected if *disconnected => {
-                    *disconnected = false;
-                    *rescan = true;
-                }
                 s if crate::zk::is_terminal(s) => {
                     self.session_ended = true;
                     return true;
