@@ -11,7 +11,12 @@
 #      one namespace rendered side by side); the global imagePullSecrets reach every pod in both
 #      modes; the `helm test` pod; ZooKeeper pinned, spread, its claims' retention stated; plain
 #      mode over an operator-mode release refused with the steps to switch (helm against a fake
-#      API server that has the controller's Deployments)
+#      API server that has the controller's Deployments); scraping: a metrics Service per role
+#      selecting its pods in both modes, role pods with TASKFARM_CONNECT_TIMEOUT=0, ZooKeeper's
+#      Prometheus provider; with metrics.serviceMonitor.enabled and grafana.dashboard.enabled
+#      (both modes) the ServiceMonitors (against the part of their CRD's schema the chart uses:
+#      kubernetes-validate has none) and the dashboard ConfigMap, none of them by default; the
+#      NetworkPolicies admit metrics.scraper on the metrics ports
 #   4. drift: manifests/ == scripts/render-manifests.sh now; crds/taskfarm.yaml and
 #      charts/taskfarm/crds/taskfarm.yaml == `cargo run -q -p taskfarm-operator --bin crdgen`
 #   5. checkov (security linter) over every render and the Dockerfile, exceptions in .checkov.yaml
@@ -126,6 +131,10 @@ render plain --set controller.enabled=false
 # The exec example in plain mode too: the chart's own catalogue ConfigMap and init container.
 render plain-exec-debian --set controller.enabled=false -f "$chart/examples/exec-debian.yaml"
 render plain-pod-settings --set controller.enabled=false -f "$chart/examples/pod-settings.yaml"
+# Scraping on: the ServiceMonitors and the dashboard in both modes (plain with the example's
+# scraper selectors and ServiceMonitor labels too).
+render monitoring --set metrics.serviceMonitor.enabled=true --set grafana.dashboard.enabled=true
+render plain-monitoring --set controller.enabled=false -f "$chart/examples/monitoring.yaml"
 # A second release in the same namespace: its own controller, Lease and farm.
 second_release=other
 if helm template "$second_release" "$chart" --namespace "$namespace" >"$work/second-release.yaml"; then
@@ -140,8 +149,10 @@ done
 
 note "strict schema validation (kubernetes-validate -k $K8S_SCHEMA_VERSION --strict)"
 # kubernetes-validate knows the built-in kinds (and CustomResourceDefinition) only: it would merely
-# warn about a TaskFarm. So the taskfarm.dev resources are split out and validated against the
-# CRD's schema below, and here any warning (an unknown kind) counts as a failure.
+# warn about a TaskFarm or a ServiceMonitor. So the taskfarm.dev resources are split out and
+# validated against the CRD's schema below, the ServiceMonitors (monitoring.coreos.com, whose CRD
+# is not here) against the part of their schema the chart uses ("scraping" below), and here any
+# warning (an unknown kind) counts as a failure.
 validate_all() {
   local out rc=0 f
   out=$(kubernetes-validate -k "$K8S_SCHEMA_VERSION" --strict "$@" 2>&1) || rc=$?
@@ -248,6 +259,17 @@ chaos_plain_refused() {
   grep -q 'needs the controller' <<<"$out" && echo "  refused: $(grep -m1 -o 'farm.chaos.enabled needs.*' <<<"$out")"
 }
 check "chaos in plain mode is refused" chaos_plain_refused
+
+note "scraping: metrics Services, ServiceMonitors, dashboard, NetworkPolicies"
+check "metrics Services select their role's pods in both modes; role pods wait for ZooKeeper; ZooKeeper's provider" \
+  "$py" .ci/k8s_manifests.py metrics "$farm" "${rendered_files[@]}"
+monitoring_renders=("$work/rendered/monitoring.yaml" "$work/rendered/plain-monitoring.yaml" "$work/rendered/example-monitoring.yaml")
+check "metrics.serviceMonitor.enabled + grafana.dashboard.enabled: ServiceMonitors and the dashboard (both modes)" \
+  "$py" .ci/k8s_manifests.py monitoring on "$farm" "${monitoring_renders[@]}"
+check "by default: no ServiceMonitor, no dashboard, no scraper admitted" \
+  "$py" .ci/k8s_manifests.py monitoring off "$farm" "$work/rendered/operator.yaml" "$work/rendered/plain.yaml"
+check "metrics.scraper: the NetworkPolicies admit the scraper on the metrics ports" \
+  "$py" .ci/k8s_manifests.py scrapers "$work/rendered/plain-monitoring.yaml" "$work/rendered/example-monitoring.yaml"
 
 # ---------------------------------------------------------------------------------------------
 note "drift: manifests/ and the CRDs"

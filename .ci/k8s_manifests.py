@@ -3,8 +3,9 @@
 
   split OUT_DIR RENDERED.yaml...
       Splits each multi-document render NAME.yaml into OUT_DIR/NAME.k8s.yaml, the built-in kinds
-      (for kubernetes-validate, which has no schema for custom resources), and OUT_DIR/NAME.cr.yaml,
-      the taskfarm.dev custom resources (validated by `crs`).
+      (for kubernetes-validate, which has no schema for custom resources), and
+      OUT_DIR/NAME.cr.yaml, the taskfarm.dev custom resources (validated by `crs`); the Prometheus
+      Operator's ServiceMonitors go in neither (`monitoring on` validates them in the render).
   ownership FARM RENDERED.yaml...
       The "never both" rule: each render has either a TaskFarm and the controller (operator mode)
       or the farm's master/worker/client Deployments (plain Helm mode), never both and never neither;
@@ -37,9 +38,27 @@
   zookeeper RENDERED.yaml...
       The ZooKeeper image pinned to a patch release, the servers spread over nodes without
       blocking scheduling, and the claims' retention policy stated.
+  metrics FARM RENDERED.yaml...
+      Scraping in every render: a headless Service per role (and the controller's) with port
+      `http-metrics` -> `http`, selecting exactly the pods of its role as both modes label them
+      (plain mode: the Deployment's pod labels and its `http` port; operator mode: the labels the
+      controller gives the TaskFarm's pods, crates/operator/src/build.rs); the role pods carry
+      TASKFARM_CONNECT_TIMEOUT=0 (plain mode; the controller's are checked by its own tests);
+      ZooKeeper runs its Prometheus provider on 7000 (zoo.cfg through ZOO_CFG_EXTRA), exposed as
+      port `metrics` on its client Service.
+  monitoring on|off FARM RENDERED.yaml...
+      on: ServiceMonitors for the roles, the controller (operator mode) and ZooKeeper, each valid
+      against the subset of the monitoring.coreos.com/v1 ServiceMonitor schema the chart uses
+      (unknown fields refused) and selecting a Service of the render that has its port; the
+      Grafana dashboard ConfigMap (label grafana_dashboard, the chart's dashboards/taskfarm.json).
+      off (the defaults): none of them, and no NetworkPolicy admits anything from outside.
+  scrapers RENDERED.yaml...
+      With metrics.scraper set: every NetworkPolicy of a pod with metrics admits the scraper's
+      peer on its metrics port (8080; ZooKeeper's 7000).
 """
 
 import copy
+import json
 import os
 import re
 import sys
@@ -60,15 +79,23 @@ def dump(path, items):
         yaml.safe_dump_all(items, f, sort_keys=False)
 
 
+MONITORING_GROUP = "monitoring.coreos.com"
+
+
+def group(doc):
+    return str(doc.get("apiVersion", "")).split("/")[0]
+
+
 def is_cr(doc):
-    return str(doc.get("apiVersion", "")).split("/")[0] == CR_GROUP
+    return group(doc) == CR_GROUP
 
 
 def cmd_split(out_dir, *paths):
     for src in paths:
         name = os.path.splitext(os.path.basename(src))[0]
         all_docs = docs(src)
-        dump(os.path.join(out_dir, f"{name}.k8s.yaml"), [d for d in all_docs if not is_cr(d)])
+        # Any other group stays with the built-in kinds, where kubernetes-validate fails on it.
+        dump(os.path.join(out_dir, f"{name}.k8s.yaml"), [d for d in all_docs if group(d) not in (CR_GROUP, MONITORING_GROUP)])
         dump(os.path.join(out_dir, f"{name}.cr.yaml"), [d for d in all_docs if is_cr(d)])
     return 0
 
@@ -478,10 +505,255 @@ def cmd_zookeeper(*paths):
     return 1 if failures or not checked else 0
 
 
+ROLES = ("master", "worker", "client")
+FARM_LABEL = "taskfarm.dev/farm"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+ZK_PROVIDER = "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider"
+DASHBOARD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "charts", "taskfarm", "dashboards", "taskfarm.json")
+
+
+def by_kind(all_docs, kind):
+    return {d["metadata"]["name"]: d for d in all_docs if d.get("kind") == kind}
+
+
+def matches(selector, labels):
+    return all((labels or {}).get(k) == v for k, v in (selector or {}).items())
+
+
+def container_ports(pod_spec):
+    return {p.get("name"): p.get("containerPort") for c in pod_spec.get("containers") or [] for p in c.get("ports") or []}
+
+
+def cmd_metrics(farm, *paths):
+    failures = 0
+    for path in paths:
+        all_docs = docs(path)
+        services, deployments = by_kind(all_docs, "Service"), by_kind(all_docs, "Deployment")
+        statefulsets = by_kind(all_docs, "StatefulSet")
+        farms = [d for d in all_docs if d.get("kind") == "TaskFarm"]
+        operator = bool(farms)
+        problems, notes = [], []
+        components = list(ROLES) + (["controller"] if operator else [])
+        for component in components:
+            name = f"{farm}-{component}-metrics"
+            svc = services.get(name)
+            if svc is None:
+                problems.append(f"no Service {name}")
+                continue
+            spec = svc["spec"]
+            if spec.get("clusterIP") != "None":
+                problems.append(f"Service/{name}: not headless")
+            ports = {p.get("name"): p for p in spec.get("ports") or []}
+            port = ports.get("http-metrics")
+            if not port or port.get("port") != 8080 or port.get("targetPort") != "http":
+                problems.append(f"Service/{name}: no port http-metrics 8080 -> http ({spec.get('ports')})")
+            selector = spec.get("selector") or {}
+            if component == "controller":
+                ctrl = deployments.get(f"{farm}-controller")
+                targets = [ctrl["spec"]["template"]] if ctrl else []
+            elif operator:
+                # The controller labels each TaskFarm's pods with its name and the role (build.rs).
+                targets = [{"metadata": {"labels": {FARM_LABEL: f["metadata"]["name"], COMPONENT_LABEL: component}},
+                            "spec": {"containers": [{"ports": [{"name": "http", "containerPort": 8080}]}]}} for f in farms]
+            else:
+                dep = deployments.get(f"{farm}-{component}")
+                targets = [dep["spec"]["template"]] if dep else []
+            selected = [t for t in targets if matches(selector, t["metadata"].get("labels"))]
+            if not selected:
+                problems.append(f"Service/{name}: its selector {selector} selects no {component} pod")
+            for t in selected:
+                if container_ports(t["spec"]).get("http") != 8080:
+                    problems.append(f"Service/{name}: the {component} pods have no port http 8080")
+            others = [n for n, d in deployments.items() if not n.endswith(f"-{component}")
+                      and matches(selector, d["spec"]["template"]["metadata"].get("labels"))]
+            if others:
+                problems.append(f"Service/{name}: also selects the pods of {others}")
+        if operator:
+            notes.append("role pods built by the controller (TASKFARM_CONNECT_TIMEOUT: build.rs tests)")
+        else:
+            for role in ROLES:
+                dep = deployments.get(f"{farm}-{role}")
+                if not dep:
+                    continue
+                env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0].get("env") or []}
+                if env.get("TASKFARM_CONNECT_TIMEOUT") != "0":
+                    problems.append(f"Deployment/{dep['metadata']['name']}: TASKFARM_CONNECT_TIMEOUT is {env.get('TASKFARM_CONNECT_TIMEOUT')!r}, not \"0\" (the pods would crash-loop while ZooKeeper starts)")
+            notes.append("role pods wait for ZooKeeper (TASKFARM_CONNECT_TIMEOUT=0)")
+        for sts_name, sts in statefulsets.items():
+            pod = sts["spec"]["template"]["spec"]
+            c = pod["containers"][0]
+            env = {e["name"]: e.get("value") for e in c.get("env") or []}
+            extra = (env.get("ZOO_CFG_EXTRA") or "").split()
+            if ZK_PROVIDER not in extra or "metricsProvider.httpPort=7000" not in extra:
+                problems.append(f"StatefulSet/{sts_name}: ZOO_CFG_EXTRA {extra} lacks the Prometheus provider on 7000")
+            if container_ports(pod).get("metrics") != 7000:
+                problems.append(f"StatefulSet/{sts_name}: no container port metrics 7000")
+            svc = services.get(sts_name)
+            if not svc or not any(p.get("name") == "metrics" and p.get("port") == 7000 and p.get("targetPort") == "metrics"
+                                  for p in svc["spec"].get("ports") or []):
+                problems.append(f"Service/{sts_name}: no port metrics 7000 -> metrics")
+            else:
+                notes.append("ZooKeeper's provider on 7000")
+        failures += report(path, problems, f"metrics Services for {', '.join(components)}; " + "; ".join(notes))
+    return 1 if failures else 0
+
+
+DURATION = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+LABEL_SELECTOR = {
+    "type": "object", "additionalProperties": False,
+    "properties": {
+        "matchLabels": STRING_MAP,
+        "matchExpressions": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False, "required": ["key", "operator"],
+            "properties": {"key": {"type": "string"}, "operator": {"type": "string"}, "values": {"type": "array", "items": {"type": "string"}}}}},
+    },
+}
+# The part of the monitoring.coreos.com/v1 ServiceMonitor CRD (prometheus-operator) the chart
+# uses, field names and types as the CRD has them; the CRD itself is not vendored here, and
+# kubernetes-validate has no schema for it.
+SERVICE_MONITOR = {
+    "type": "object", "additionalProperties": False, "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": "monitoring.coreos.com/v1"},
+        "kind": {"const": "ServiceMonitor"},
+        "metadata": {"type": "object", "additionalProperties": False, "required": ["name", "namespace"],
+                     "properties": {"name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 253},
+                                    "namespace": {"type": "string"}, "labels": STRING_MAP, "annotations": STRING_MAP}},
+        "spec": {"type": "object", "additionalProperties": False, "required": ["selector", "endpoints"],
+                 "properties": {
+                     "selector": LABEL_SELECTOR,
+                     "namespaceSelector": {"type": "object", "additionalProperties": False,
+                                           "properties": {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": {"type": "string"}}}},
+                     "jobLabel": {"type": "string"},
+                     "endpoints": {"type": "array", "minItems": 1, "items": {
+                         "type": "object", "additionalProperties": False, "required": ["port"],
+                         "properties": {
+                             "port": {"type": "string", "minLength": 1},
+                             "path": {"type": "string"},
+                             "scheme": {"type": "string", "enum": ["http", "https", "HTTP", "HTTPS"]},
+                             "interval": {"type": "string", "pattern": DURATION},
+                             "scrapeTimeout": {"type": "string", "pattern": DURATION},
+                             "honorLabels": {"type": "boolean"},
+                         }}},
+                 }},
+    },
+}
+
+
+def duration_seconds(text):
+    units = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([0-9]+)(ms|[ywdhms])", text))
+
+
+def selects_labels(selector, labels):
+    if not matches(selector.get("matchLabels"), labels):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        has, value = e["key"] in labels, labels.get(e["key"])
+        ok = {"In": has and value in e.get("values", []), "NotIn": not has or value not in e.get("values", []),
+              "Exists": has, "DoesNotExist": not has}.get(e["operator"], False)
+        if not ok:
+            return False
+    return True
+
+
+def own_peer(peer):
+    """A peer of the farm itself: its pods (taskfarm.dev/farm) or its controller."""
+    labels = (peer.get("podSelector") or {}).get("matchLabels") or {}
+    return set(peer) == {"podSelector"} and (FARM_LABEL in labels or labels.get(COMPONENT_LABEL) == "controller")
+
+
+def outside_peers(policy):
+    """(peer, rule) of every ingress peer that is not the farm's own (a scraper, say)."""
+    return [(peer, rule) for rule in policy["spec"].get("ingress") or [] for peer in rule.get("from") or [] if not own_peer(peer)]
+
+
+def cmd_monitoring(state, farm, *paths):
+    with open(DASHBOARD, encoding="utf-8") as f:
+        dashboard_text = f.read()
+    failures = 0
+    for path in paths:
+        all_docs = docs(path)
+        monitors = [d for d in all_docs if d.get("kind") == "ServiceMonitor"]
+        dashboards = [d for d in all_docs if d.get("kind") == "ConfigMap" and "grafana_dashboard" in (d["metadata"].get("labels") or {})]
+        policies = [d for d in all_docs if d.get("kind") == "NetworkPolicy"]
+        problems = []
+        if state == "off":
+            if monitors:
+                problems.append(f"ServiceMonitors by default: {[m['metadata']['name'] for m in monitors]}")
+            if dashboards:
+                problems.append("a dashboard ConfigMap by default")
+            for p in policies:
+                for peer, _ in outside_peers(p):
+                    problems.append(f"NetworkPolicy/{p['metadata']['name']} admits {peer} by default")
+            failures += report(path, problems, "no ServiceMonitor, no dashboard, no scraper admitted (the defaults)")
+            continue
+        operator = any(d.get("kind") == "TaskFarm" for d in all_docs)
+        zookeeper = any(d.get("kind") == "StatefulSet" for d in all_docs)
+        wanted = set(ROLES) | ({"controller"} if operator else set()) | ({"zookeeper"} if zookeeper else set())
+        seen = set()
+        services = [d for d in all_docs if d.get("kind") == "Service"]
+        for m in monitors:
+            name = m["metadata"]["name"]
+            errors = sorted(jsonschema.Draft7Validator(SERVICE_MONITOR).iter_errors(m), key=str)
+            for e in errors:
+                problems.append(f"ServiceMonitor/{name}: {'/'.join(str(p) for p in e.absolute_path)}: {e.message}")
+            if errors:
+                continue
+            spec = m["spec"]
+            seen.add((m["metadata"].get("labels") or {}).get(COMPONENT_LABEL))
+            namespaces = (spec.get("namespaceSelector") or {}).get("matchNames") or [m["metadata"]["namespace"]]
+            chosen = [s for s in services if s["metadata"].get("namespace") in namespaces
+                      and selects_labels(spec["selector"], s["metadata"].get("labels") or {})]
+            for ep in spec["endpoints"]:
+                with_port = [s["metadata"]["name"] for s in chosen if any(p.get("name") == ep["port"] for p in s["spec"].get("ports") or [])]
+                if not with_port:
+                    problems.append(f"ServiceMonitor/{name}: no Service it selects has the port {ep['port']} (selected: {[s['metadata']['name'] for s in chosen]})")
+                if "scrapeTimeout" in ep and duration_seconds(ep["scrapeTimeout"]) > duration_seconds(ep.get("interval", "30s")):
+                    problems.append(f"ServiceMonitor/{name}: scrapeTimeout longer than the interval")
+        if wanted - seen:
+            problems.append(f"no ServiceMonitor for {sorted(wanted - seen)}")
+        if len(dashboards) != 1:
+            problems.append(f"{len(dashboards)} dashboard ConfigMaps (want 1 with the label grafana_dashboard)")
+        for d in dashboards:
+            data = (d.get("data") or {}).get("taskfarm.json", "")
+            try:
+                panels = json.loads(data).get("panels") or []
+            except ValueError as e:
+                problems.append(f"ConfigMap/{d['metadata']['name']}: taskfarm.json is not JSON: {e}")
+                continue
+            if data.strip() != dashboard_text.strip():
+                problems.append(f"ConfigMap/{d['metadata']['name']}: taskfarm.json is not charts/taskfarm/dashboards/taskfarm.json")
+            if not panels:
+                problems.append(f"ConfigMap/{d['metadata']['name']}: a dashboard without panels")
+        failures += report(path, problems, f"ServiceMonitors for {', '.join(sorted(seen))} (schema subset, each selects a Service with its port); the dashboard ConfigMap")
+    return 1 if failures else 0
+
+
+def cmd_scrapers(*paths):
+    failures = 0
+    for path in paths:
+        problems, admitted = [], []
+        for p in (d for d in docs(path) if d.get("kind") == "NetworkPolicy"):
+            component = p["spec"]["podSelector"]["matchLabels"].get(COMPONENT_LABEL)
+            if component == "test":
+                continue
+            port = 7000 if component == "zookeeper" else 8080
+            ok = any(port in [x.get("port") for x in rule.get("ports") or []] for _, rule in outside_peers(p))
+            if ok:
+                admitted.append(component or p["metadata"]["name"])
+            else:
+                problems.append(f"NetworkPolicy/{p['metadata']['name']}: the scraper is not admitted on {port}")
+        failures += report(path, problems, f"the scraper admitted to the metrics ports of {', '.join(admitted)}")
+    return 1 if failures else 0
+
+
 def main(argv):
     commands = {"split": cmd_split, "ownership": cmd_ownership, "crs": cmd_crs, "values-doc": cmd_values_doc, "pods": cmd_pods,
                 "rbac": cmd_rbac, "controller": cmd_controller, "releases": cmd_releases, "pull-secrets": cmd_pull_secrets,
-                "helm-test": cmd_helm_test, "zookeeper": cmd_zookeeper}
+                "helm-test": cmd_helm_test, "zookeeper": cmd_zookeeper, "metrics": cmd_metrics, "monitoring": cmd_monitoring,
+                "scrapers": cmd_scrapers}
     if len(argv) < 2 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2

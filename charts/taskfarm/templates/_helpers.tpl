@@ -261,3 +261,19 @@ metadata, so Helm would refuse to adopt them with a message that does not say wh
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The scrapers a NetworkPolicy admits to the metrics ports (metrics.scraper), as a list of peers in
+YAML; empty when neither selector is set (no rule then).
+*/}}
+{{- define "taskfarm.scraperPeers" -}}
+{{- $peer := dict }}
+{{- range $k := list "namespaceSelector" "podSelector" }}
+{{- with get $.Values.metrics.scraper $k }}
+{{- $_ := set $peer $k . }}
+{{- end }}
+{{- end }}
+{{- if $peer }}
+{{- toYaml (list $peer) }}
+{{- end }}
+{{- end }}

@@ -243,6 +243,9 @@ fn env(farm: &ValidatedFarm) -> Vec<EnvVar> {
         value("TASKFARM_SESSION_TIMEOUT", format!("{}s", zk.session_timeout_seconds)),
         value("TASKFARM_LOG_FORMAT", "json".into()),
         value("TASKFARM_HEALTH_ADDR", format!("0.0.0.0:{HTTP_PORT}")),
+        // Wait for ZooKeeper for as long as it takes (logging each attempt) instead of exiting
+        // after 30 s: a fresh farm shows no restarts while its ZooKeeper comes up.
+        value("TASKFARM_CONNECT_TIMEOUT", "0".into()),
         EnvVar {
             name: "TASKFARM_ID".into(),
             value: None,
@@ -393,6 +396,22 @@ mod tests {
     }
 
     #[test]
+    fn every_role_waits_for_zookeeper_instead_of_crash_looping() {
+        let plain = valid_farm("demo", |_| {});
+        let own_image = valid_farm("demo", |s| s.worker.image = Some("debian:bookworm-slim".into()));
+        for (farm, role) in DEPLOYED_ROLES
+            .into_iter()
+            .map(|r| (&plain, r))
+            .chain([(&own_image, Component::Worker)])
+        {
+            let d = deployment(farm, role);
+            let c = container_of(&d);
+            let timeout = env_value(c, "TASKFARM_CONNECT_TIMEOUT").map(|e| e.value.as_deref());
+            assert_eq!(timeout, Some(Some("0")), "{}", role.as_str());
+        }
+    }
+
+    #[test]
     fn env_points_the_roles_at_zookeeper() {
         let f = valid_farm("demo", |s| {
             s.zookeeper.connect = "zk-0.zk:2181/farm".into();
@@ -537,7 +556,7 @@ mod tests {
     }
 
     #[test]
-    fn the_charts_plain_mode_gives_the_role_pods_the_same_settings() {
+    fn the_charts_plain_mode_gives_the_role_pods_the_same_settings_and_env() {
         // One values file, both modes (scripts/render-manifests.sh; CI keeps them current): the
         // TaskFarm the chart renders in operator mode, and the Deployments of plain mode.
         let mut farm: crate::crd::TaskFarm =
@@ -574,6 +593,8 @@ mod tests {
             assert_eq!(c.tolerations, o.tolerations, "{name}");
             assert_eq!(c.affinity, o.affinity, "{name}");
             assert_eq!(c.priority_class_name, o.priority_class_name, "{name}");
+            // The same environment (TASKFARM_CONNECT_TIMEOUT=0 among it), in the same order.
+            assert_eq!(c.containers[0].env, o.containers[0].env, "{name}");
             let (cm, om) = (chart.metadata.as_ref().unwrap(), ours.metadata.as_ref().unwrap());
             assert_eq!(cm.annotations, om.annotations, "{name}");
             assert_eq!(

@@ -21,7 +21,8 @@ use super::build::{self, DEPLOYED_ROLES, FIELD_MANAGER, LABEL_FARM};
 use super::chaos::{self, PodView, SteadyState};
 use super::crd::{ChaosAction, Component, Condition, RoleCounts, TaskFarm, TaskFarmStatus};
 use super::farmstate::{qualify_connect, FarmReader, FarmState, ZkTarget};
-use super::http::{FarmGauges, Metrics};
+use super::http::Progress;
+use super::metrics::{FarmGauges, Metrics};
 use super::validate::{validate, InvalidSpec, ValidatedFarm};
 use super::worker;
 
@@ -95,6 +96,8 @@ pub struct Context {
     pub reporter: Reporter,
     pub farms: Arc<dyn FarmReader>,
     pub metrics: Arc<Metrics>,
+    /// When each farm is next due for a reconcile: the liveness probe's view of the loop.
+    pub progress: Arc<Progress>,
     /// How often a farm is re-read from ZooKeeper when nothing changes in Kubernetes.
     pub resync: Duration,
     memory: Mutex<HashMap<String, Memory>>,
@@ -106,6 +109,7 @@ impl Context {
         reporter: Reporter,
         farms: Arc<dyn FarmReader>,
         metrics: Arc<Metrics>,
+        progress: Arc<Progress>,
         resync: Duration,
     ) -> Self {
         Self {
@@ -113,9 +117,16 @@ impl Context {
             reporter,
             farms,
             metrics,
+            progress,
             resync,
             memory: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Asks for the next reconcile of `farm` in `delay`, and notes when it is due.
+    fn requeue(&self, farm: &TaskFarm, delay: Duration) -> Action {
+        self.progress.due_in(&farm_key(farm), delay);
+        Action::requeue(delay)
     }
 
     fn remember<T>(&self, farm: &TaskFarm, f: impl FnOnce(&mut Memory) -> T) -> T {
@@ -164,8 +175,13 @@ pub fn backoff(failures: u32) -> Duration {
     Duration::from_secs(5 * (1u64 << exp)).min(Duration::from_secs(300))
 }
 
+/// How [`Progress`] names a farm.
+fn farm_key(farm: &TaskFarm) -> String {
+    super::http::farm_key(&farm.namespace().unwrap_or_default(), &farm.name_any())
+}
+
 pub fn error_policy(farm: Arc<TaskFarm>, error: &Error, ctx: Arc<Context>) -> Action {
-    Metrics::inc(&ctx.metrics.reconcile_errors);
+    ctx.metrics.reconcile_errors.inc();
     let failures = ctx.remember(&farm, |m| {
         m.failures += 1;
         m.failures
@@ -181,17 +197,16 @@ pub fn error_policy(farm: Arc<TaskFarm>, error: &Error, ctx: Arc<Context>) -> Ac
         retry_in_s = delay.as_secs(),
         "reconcile failed"
     );
-    Action::requeue(delay)
+    ctx.requeue(&farm, delay)
 }
 
 pub async fn reconcile(farm: Arc<TaskFarm>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
-    Metrics::inc(&ctx.metrics.reconciles);
+    // Due now, until it ends and asks for its next run: a reconcile that hangs is a stall.
+    ctx.progress.due_at(&farm_key(&farm), started);
+    ctx.metrics.reconciles.inc();
     let result = reconcile_at(&farm, &ctx, Timestamp::now()).await;
-    ctx.metrics.reconcile_micros.fetch_add(
-        started.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    ctx.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
     if result.is_ok() {
         ctx.remember(&farm, |m| m.failures = 0);
     }
@@ -252,6 +267,7 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
     // Deletion: the garbage collector removes the Deployments through their owner references.
     if farm.meta().deletion_timestamp.is_some() {
         ctx.metrics.forget_farm(&ns, &farm.name_any());
+        ctx.progress.forget(&farm_key(farm));
         return Ok(Action::await_change());
     }
     let ours = ctx.remember(farm, |m| m.written.clone());
@@ -279,7 +295,7 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
         Err(problem) => {
             r.invalid(problem).await;
             r.write_status().await?;
-            return Ok(Action::requeue(INVALID_RECHECK));
+            return Ok(ctx.requeue(farm, INVALID_RECHECK));
         }
     };
     // The catalogue first: new worker pods mount it.
@@ -288,7 +304,7 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
     let farm_state = match r.observe(&valid).await {
         Ok(s) => Some(s),
         Err(e) => {
-            Metrics::inc(&ctx.metrics.zookeeper_errors);
+            ctx.metrics.zookeeper_errors.inc();
             tracing::warn!(step = e.step(), error = %e, "cannot read the farm; keeping the last known view");
             None
         }
@@ -307,7 +323,7 @@ pub async fn reconcile_at(farm: &TaskFarm, ctx: &Context, now: Timestamp) -> Res
     if let Some(s) = next_chaos {
         requeue = requeue.min(Duration::from_secs(s.max(1) as u64));
     }
-    Ok(Action::requeue(requeue))
+    Ok(ctx.requeue(farm, requeue))
 }
 
 /// One reconcile of one farm: the old status, the status being built, and the steps.
@@ -536,7 +552,7 @@ impl Reconciliation<'_> {
         let now = self.now;
         self.ctx.remember(self.farm, |m| m.last_chaos_run = Some(now));
         self.status.chaos.last_run_time = Some(self.now_text.clone());
-        Metrics::inc(&self.ctx.metrics.chaos_runs);
+        self.ctx.metrics.chaos_runs.inc();
         let degraded = steady.is_some_and(SteadyState::is_broken);
         if spec.guards.pause_when_degraded && (!state_known || degraded) {
             let why = if degraded {
@@ -546,7 +562,7 @@ impl Reconciliation<'_> {
             };
             tracing::info!(why, "chaos run skipped");
             self.status.chaos.last_skip_reason = Some(why.into());
-            Metrics::inc(&self.ctx.metrics.chaos_guarded);
+            self.ctx.metrics.chaos_guarded.inc();
         } else {
             self.chaos_run(farm).await?;
         }
@@ -571,14 +587,14 @@ impl Reconciliation<'_> {
         let status = &mut self.status;
         status.chaos.last_skip_reason = plan.shortfall(spec.max_kills.max(0) as usize);
         if let Some(why) = &status.chaos.last_skip_reason {
-            Metrics::inc(&ctx.metrics.chaos_guarded);
+            ctx.metrics.chaos_guarded.inc();
             tracing::info!(why, "chaos run held back");
         }
         for victim in plan.victims {
             let role = victim.role.as_str();
             let related = pod_ref(ns, &victim);
             if spec.dry_run {
-                Metrics::inc(&ctx.metrics.chaos_dry_runs);
+                ctx.metrics.chaos_dry_runs.inc();
                 tracing::info!(pod = %victim.pod, role, dry_run = true, "chaos would delete a pod");
                 let note = format!("dry run: would delete pod {} ({role})", victim.pod);
                 ctx.publish_related(farm, EventType::Normal, "ChaosDryRun", "Delete", note, related)
@@ -606,7 +622,7 @@ impl Reconciliation<'_> {
                         })
                     }
                 }
-                Metrics::inc(&ctx.metrics.chaos_kills);
+                ctx.metrics.chaos_kills.inc();
                 status.chaos.kills += 1;
                 status.chaos.last_kill_time = Some(self.now_text.clone());
                 status.chaos.completed_at_last_kill = status.completed;

@@ -24,7 +24,8 @@ use super::build::{LABEL_COMPONENT, LABEL_FARM};
 use super::controller::Context;
 use super::crd::{Component, TaskFarm, TaskFarmSpec};
 use super::farmstate::{FarmReader, FarmState, ZkTarget};
-use super::http::Metrics;
+use super::http::Progress;
+use super::metrics::Metrics;
 use super::validate::{validate, ValidatedFarm};
 
 /// The fixed "now" of the scenarios.
@@ -354,6 +355,7 @@ pub fn context_for(client: Client, zk: Result<FarmState, String>) -> (Arc<Contex
         reporter,
         farms.clone(),
         Arc::new(Metrics::default()),
+        Arc::new(Progress::default()),
         Duration::from_secs(10),
     );
     (Arc::new(ctx), farms)

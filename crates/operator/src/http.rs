@@ -1,13 +1,10 @@
-//! The controller's HTTP side: `/metrics` (Prometheus text format) and `/healthz`.
-//!
-//! The metrics are a handful of counters and per-farm gauges, written out by hand: the text
-//! format is simple and this keeps a metrics library out of the dependency tree.
+//! The controller's HTTP side: `/metrics` (OpenMetrics text, [`super::metrics`]), `/healthz`
+//! (liveness: the reconcile loop keeps its schedule, [`Progress`]) and `/readyz` (up).
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -15,160 +12,134 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
-/// What one farm looked like at its last reconcile.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct FarmGauges {
-    pub ready_masters: i64,
-    pub ready_workers: i64,
-    pub ready_clients: i64,
-    pub live_workers: i64,
-    pub pending: i64,
-    pub running: i64,
-    pub completed: i64,
-    pub epoch: i64,
-    pub degraded: bool,
+use super::metrics::Metrics;
+
+/// A reconcile may be this many resync periods late before `/healthz` fails ...
+pub const STALL_RESYNCS: u32 = 6;
+/// ... and never less than this (room for slow API calls and a ZooKeeper connect).
+pub const MIN_STALL: Duration = Duration::from_secs(60);
+
+/// How late a due reconcile may be before the controller counts as stalled.
+pub fn stall_bound(resync: Duration) -> Duration {
+    resync.saturating_mul(STALL_RESYNCS).max(MIN_STALL)
 }
 
-/// A per-farm gauge: name, help, how to read it.
-type Gauge = (&'static str, &'static str, fn(&FarmGauges) -> i64);
-
-#[derive(Default)]
-pub struct Metrics {
-    pub reconciles: AtomicU64,
-    pub reconcile_errors: AtomicU64,
-    /// Sum of reconcile durations in microseconds (exported as seconds).
-    pub reconcile_micros: AtomicU64,
-    pub zookeeper_errors: AtomicU64,
-    pub chaos_runs: AtomicU64,
-    pub chaos_kills: AtomicU64,
-    pub chaos_dry_runs: AtomicU64,
-    pub chaos_guarded: AtomicU64,
-    /// Whether this replica holds the Lease (always true without leader election).
-    pub leading: AtomicBool,
-    farms: Mutex<BTreeMap<(String, String), FarmGauges>>,
+/// How [`Progress`] names a farm: `namespace/name`.
+pub fn farm_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
-impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
+/// The reconcile loop's schedule, for the liveness probe.
+///
+/// Every farm the controller acts on is always due for a reconcile at some instant: when a
+/// reconcile starts, at once (it must finish); when it ends, after the requeue it asked for (the
+/// resync, an error backoff, the recheck of an invalid spec). A watch event about a farm
+/// triggers a reconcile, which starts at once. The loop is stalled when some farm has been due
+/// for longer than the bound: a reconcile hangs, or the runtime no longer runs them. A farm
+/// that is deleted (or leaves the selector) drops out. No farms: nothing is due, never stalled;
+/// a standby holds no farms (it reconciles nothing until it holds the Lease).
+#[derive(Debug)]
+pub struct Progress {
+    bound: Duration,
+    due: Mutex<HashMap<String, Instant>>,
+}
 
-    pub fn set_farm(&self, namespace: &str, name: &str, gauges: FarmGauges) {
-        let mut farms = self.farms.lock().unwrap_or_else(|e| e.into_inner());
-        farms.insert((namespace.to_string(), name.to_string()), gauges);
-    }
-
-    pub fn forget_farm(&self, namespace: &str, name: &str) {
-        let mut farms = self.farms.lock().unwrap_or_else(|e| e.into_inner());
-        farms.remove(&(namespace.to_string(), name.to_string()));
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let counter = |out: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
-        };
-        counter(
-            &mut out,
-            "taskfarm_controller_reconciles_total",
-            "Reconciles run.",
-            &self.reconciles,
-        );
-        counter(
-            &mut out,
-            "taskfarm_controller_reconcile_errors_total",
-            "Reconciles that failed.",
-            &self.reconcile_errors,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP taskfarm_controller_reconcile_seconds_total Time spent reconciling.\n# TYPE taskfarm_controller_reconcile_seconds_total counter\ntaskfarm_controller_reconcile_seconds_total {:.6}",
-            self.reconcile_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        counter(
-            &mut out,
-            "taskfarm_controller_zookeeper_errors_total",
-            "Failed reads of a farm's ZooKeeper state.",
-            &self.zookeeper_errors,
-        );
-        counter(&mut out, "taskfarm_chaos_runs_total", "Chaos runs.", &self.chaos_runs);
-        counter(
-            &mut out,
-            "taskfarm_chaos_kills_total",
-            "Pods deleted by chaos.",
-            &self.chaos_kills,
-        );
-        counter(
-            &mut out,
-            "taskfarm_chaos_dry_run_actions_total",
-            "Deletions chaos would have made in dry-run mode.",
-            &self.chaos_dry_runs,
-        );
-        counter(
-            &mut out,
-            "taskfarm_chaos_guarded_runs_total",
-            "Chaos runs that deleted fewer pods than asked because of a guard or a pause.",
-            &self.chaos_guarded,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP taskfarm_controller_leading Whether this replica holds the leader Lease.\n# TYPE taskfarm_controller_leading gauge\ntaskfarm_controller_leading {}",
-            u8::from(self.leading.load(Ordering::Relaxed))
-        );
-        let farms = self.farms.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let gauges: [Gauge; 9] = [
-            ("taskfarm_ready_masters", "Ready master pods.", |g| g.ready_masters),
-            ("taskfarm_ready_workers", "Ready worker pods.", |g| g.ready_workers),
-            ("taskfarm_ready_clients", "Ready client pods.", |g| g.ready_clients),
-            ("taskfarm_live_workers", "Workers registered in ZooKeeper.", |g| {
-                g.live_workers
-            }),
-            ("taskfarm_tasks_pending", "Tasks waiting for a worker.", |g| g.pending),
-            ("taskfarm_tasks_running", "Tasks assigned to a worker.", |g| g.running),
-            (
-                "taskfarm_tasks_completed",
-                "Tasks completed since the farm began.",
-                |g| g.completed,
-            ),
-            ("taskfarm_leader_epoch", "Election epoch of the current leader.", |g| {
-                g.epoch
-            }),
-            ("taskfarm_degraded", "1 while the farm is Degraded.", |g| {
-                i64::from(g.degraded)
-            }),
-        ];
-        for (name, help, value) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for ((ns, farm), g) in &farms {
-                let _ = writeln!(out, "{name}{{namespace=\"{ns}\",taskfarm=\"{farm}\"}} {}", value(g));
-            }
+impl Progress {
+    pub fn new(bound: Duration) -> Self {
+        Self {
+            bound,
+            due: Mutex::new(HashMap::new()),
         }
-        out
+    }
+
+    pub fn bound(&self) -> Duration {
+        self.bound
+    }
+
+    /// `farm` (`namespace/name`) is due for a reconcile at `at`.
+    pub fn due_at(&self, farm: &str, at: Instant) {
+        self.lock().insert(farm.to_string(), at);
+    }
+
+    /// `farm` is due `delay` from now (it asked for that requeue).
+    pub fn due_in(&self, farm: &str, delay: Duration) {
+        self.due_at(farm, Instant::now() + delay);
+    }
+
+    /// `farm` is gone: nothing about it is due any more.
+    pub fn forget(&self, farm: &str) {
+        self.lock().remove(farm);
+    }
+
+    /// When `farm` is due, if it is known.
+    pub fn due(&self, farm: &str) -> Option<Instant> {
+        self.lock().get(farm).copied()
+    }
+
+    /// The farm overdue by the most, and by how much, if that is past the bound at `now`.
+    pub fn stalled(&self, now: Instant) -> Option<(String, Duration)> {
+        self.lock()
+            .iter()
+            .map(|(farm, due)| (farm.clone(), now.saturating_duration_since(*due)))
+            .filter(|(_, late)| *late > self.bound)
+            .max_by_key(|(_, late)| *late)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.due.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
+impl Default for Progress {
+    fn default() -> Self {
+        Self::new(stall_bound(Duration::from_secs(10)))
+    }
+}
+
+/// What the HTTP handlers read.
+#[derive(Clone)]
+pub struct Observed {
+    pub metrics: Arc<Metrics>,
+    pub progress: Arc<Progress>,
+}
+
+async fn metrics(State(o): State<Observed>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        m.render(),
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        o.metrics.encode(),
     )
 }
 
-async fn healthz() -> impl IntoResponse {
+/// Liveness: 503 once a farm's reconcile is overdue by more than the bound (see [`Progress`]).
+async fn healthz(State(o): State<Observed>) -> (StatusCode, String) {
+    match o.progress.stalled(Instant::now()) {
+        None => (StatusCode::OK, "ok\n".into()),
+        Some((farm, late)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the reconcile loop is stalled: {farm} has been due for a reconcile for {} s (bound {} s)\n",
+                late.as_secs(),
+                o.progress.bound().as_secs()
+            ),
+        ),
+    }
+}
+
+/// Readiness: up (a standby waiting for the Lease is ready too, so that a rollout goes on and
+/// Prometheus keeps scraping a stalled leader while its liveness fails).
+async fn readyz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
-pub fn router(metrics: Arc<Metrics>) -> Router {
+pub fn router(observed: Observed) -> Router {
     Router::new()
         .route("/metrics", get(self::metrics))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(healthz))
-        .with_state(metrics)
+        .route("/readyz", get(readyz))
+        .with_state(observed)
 }
 
 /// Binds the address now, so that a taken port fails the start rather than a background task.
@@ -182,13 +153,13 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
 /// Serves until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    metrics: Arc<Metrics>,
+    observed: Observed,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "serving /metrics and /healthz");
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
     }
-    axum::serve(listener, router(metrics))
+    axum::serve(listener, router(observed))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -198,32 +169,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metrics_render_in_the_prometheus_text_format() {
-        let m = Metrics::default();
-        Metrics::inc(&m.reconciles);
-        Metrics::inc(&m.chaos_kills);
-        m.set_farm(
-            "ns",
-            "demo",
-            FarmGauges {
-                pending: 4,
-                degraded: true,
-                ..FarmGauges::default()
-            },
+    fn the_bound_is_six_resyncs_and_at_least_a_minute() {
+        assert_eq!(stall_bound(Duration::from_secs(10)), Duration::from_secs(60));
+        assert_eq!(stall_bound(Duration::from_secs(1)), Duration::from_secs(60));
+        assert_eq!(stall_bound(Duration::from_secs(30)), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn a_farm_overdue_past_the_bound_is_a_stall_and_a_forgotten_one_is_not() {
+        let p = Progress::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(
+            p.stalled(t0 + Duration::from_secs(3600)),
+            None,
+            "no farms: never stalled"
         );
-        let text = m.render();
-        assert!(text
-            .contains("# TYPE taskfarm_controller_reconciles_total counter\ntaskfarm_controller_reconciles_total 1\n"));
-        assert!(text.contains("taskfarm_chaos_kills_total 1\n"));
-        assert!(text.contains("taskfarm_tasks_pending{namespace=\"ns\",taskfarm=\"demo\"} 4\n"));
-        assert!(text.contains("taskfarm_degraded{namespace=\"ns\",taskfarm=\"demo\"} 1\n"));
-        m.forget_farm("ns", "demo");
-        assert!(!m.render().contains("taskfarm=\"demo\""));
-        // Every sample line is `name[{labels}] value`.
-        for line in m.render().lines().filter(|l| !l.starts_with('#')) {
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            assert!(!name.is_empty() && value.parse::<f64>().is_ok(), "{line}");
-        }
+        p.due_at("ns/a", t0 + Duration::from_secs(10));
+        p.due_at("ns/b", t0);
+        assert_eq!(p.stalled(t0 + Duration::from_secs(60)), None, "late, within the bound");
+        assert_eq!(p.stalled(t0 + Duration::from_secs(5)), None, "not due yet");
+        assert_eq!(
+            p.stalled(t0 + Duration::from_secs(75)),
+            Some(("ns/b".to_string(), Duration::from_secs(75))),
+            "the latest farm is named"
+        );
+        // ns/b's reconcile ran and asked for the next one in 10 s: only ns/a is late now.
+        p.due_at("ns/b", t0 + Duration::from_secs(85));
+        assert_eq!(
+            p.stalled(t0 + Duration::from_secs(75)),
+            Some(("ns/a".to_string(), Duration::from_secs(65)))
+        );
+        p.forget("ns/a");
+        assert_eq!(p.stalled(t0 + Duration::from_secs(75)), None);
     }
 
     /// A raw HTTP/1.1 GET against the real server (no client library needed).
@@ -238,13 +215,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_server_answers_healthz_and_metrics_and_stops_on_shutdown() {
-        let metrics = Arc::new(Metrics::default());
-        Metrics::inc(&metrics.chaos_runs);
+    async fn the_server_answers_the_probes_and_metrics_and_stops_on_shutdown() {
+        let observed = Observed {
+            metrics: Arc::new(Metrics::default()),
+            progress: Arc::new(Progress::new(Duration::from_secs(60))),
+        };
+        observed.metrics.chaos_runs.inc();
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, metrics, async {
+        let server = tokio::spawn(serve(listener, observed.clone(), async {
             let _ = stopped.await;
         }));
         let health = get(addr, "/healthz").await;
@@ -253,11 +233,29 @@ mod tests {
         let text = get(addr, "/metrics").await;
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         assert!(
-            text.to_lowercase().contains("content-type: text/plain; version=0.0.4"),
+            text.to_lowercase()
+                .contains("content-type: application/openmetrics-text; version=1.0.0"),
             "{text}"
         );
-        assert!(text.contains("taskfarm_chaos_runs_total 1"), "{text}");
+        assert!(text.contains("taskfarm_controller_chaos_runs_total 1"), "{text}");
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+
+        // A farm whose reconcile was due two minutes ago: the loop is stalled, liveness fails
+        // and says which farm; readiness stays up.
+        let Some(two_minutes_ago) = Instant::now().checked_sub(Duration::from_secs(120)) else {
+            return; // a clock this young cannot express it; the pure test covers the rule
+        };
+        observed.progress.due_at("testns/demo", two_minutes_ago);
+        let health = get(addr, "/healthz").await;
+        assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+        assert!(
+            health.contains("testns/demo has been due for a reconcile for 120 s (bound 60 s)"),
+            "{health}"
+        );
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        observed.progress.due_in("testns/demo", Duration::from_secs(10));
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+
         stop.send(()).unwrap();
         server.await.unwrap().unwrap();
     }

@@ -13,7 +13,8 @@
 //! - [`farmstate`]: the farm's state read from ZooKeeper;
 //! - [`controller`]: the reconcile loop that sequences the API calls;
 //! - [`lease`]: leader election between controller replicas;
-//! - [`http`]: `/metrics` and `/healthz`.
+//! - [`metrics`]: the controller's metrics (prometheus-client);
+//! - [`http`]: `/metrics`, `/healthz` (the reconcile loop keeps its schedule) and `/readyz`.
 
 pub mod build;
 pub mod catalogue;
@@ -25,6 +26,7 @@ pub mod farmstate;
 mod fixtures;
 pub mod http;
 pub mod lease;
+pub mod metrics;
 pub mod names;
 pub mod pod;
 pub mod quantity;
@@ -34,7 +36,6 @@ pub mod validate;
 pub mod worker;
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,9 +196,14 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let metrics = Arc::new(http::Metrics::default());
+    let metrics = Arc::new(metrics::Metrics::default());
+    let progress = Arc::new(http::Progress::new(http::stall_bound(args.resync)));
     let listener = http::bind(args.http_addr).await?;
-    let server = tokio::spawn(http::serve(listener, metrics.clone(), stopped(stop_rx.clone())));
+    let observed = http::Observed {
+        metrics: metrics.clone(),
+        progress: progress.clone(),
+    };
+    let server = tokio::spawn(http::serve(listener, observed, stopped(stop_rx.clone())));
 
     let identity =
         std::env::var("HOSTNAME").unwrap_or_else(|_| format!("taskfarm-controller-{}", uuid::Uuid::new_v4()));
@@ -218,7 +224,7 @@ pub async fn run(
         }
         tracing::info!(identity, "holding the leader Lease");
     }
-    metrics.leading.store(true, Ordering::Relaxed);
+    metrics.leading.set(1);
 
     let reporter = Reporter {
         controller: build::FIELD_MANAGER.into(),
@@ -230,18 +236,22 @@ pub async fn run(
         reporter,
         reader,
         metrics.clone(),
+        progress.clone(),
         args.resync,
     ));
     tracing::info!(namespace = scope, http = %args.http_addr, farm_selector = selector, "controller started");
     let controller = farm_controller(farms, deployments, selector, stopped(stop_rx.clone()), ctx).for_each(|result| {
-        let metrics = metrics.clone();
+        let (metrics, progress) = (metrics.clone(), progress.clone());
         async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(taskfarm = %obj.name, "reconciled"),
                 // A requeue of a farm that was deleted since (or, through a Deployment event, a
-                // farm the selector leaves to another controller): its gauges go with it.
+                // farm the selector leaves to another controller): its gauges and its place in
+                // the schedule go with it.
                 Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
-                    metrics.forget_farm(obj.namespace.as_deref().unwrap_or_default(), &obj.name);
+                    let namespace = obj.namespace.as_deref().unwrap_or_default();
+                    metrics.forget_farm(namespace, &obj.name);
+                    progress.forget(&http::farm_key(namespace, &obj.name));
                     tracing::debug!(taskfarm = %obj.name, "farm gone");
                 }
                 // Already logged by error_policy.
@@ -274,7 +284,7 @@ pub async fn run(
             outcome
         }
     };
-    metrics.leading.store(false, Ordering::Relaxed);
+    metrics.leading.set(0);
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     outcome
 }

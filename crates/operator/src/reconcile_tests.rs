@@ -9,7 +9,7 @@ use super::controller::reconcile_at;
 use super::crd::{ChaosMode, Component, TaskFarm, TaskFarmStatus};
 use super::farmstate::FarmState;
 use super::fixtures::*;
-use super::http::Metrics;
+use super::metrics::Metrics;
 
 async fn reconcile_once(farm: &TaskFarm, world: World, zk: Result<FarmState, String>) -> (Calls, Arc<Metrics>) {
     let world = World {
@@ -98,8 +98,8 @@ async fn create_applies_three_owned_deployments_and_writes_status() {
     assert_eq!(catalogue.body["data"]["commands.yaml"], "commands: {}\n");
     calls.none("GET", PODS);
     assert!(calls.deletes().is_empty());
-    let metrics = metrics.render();
-    assert!(metrics.contains("taskfarm_tasks_completed{namespace=\"testns\",taskfarm=\"demo\"} 100"));
+    let metrics = metrics.encode();
+    assert!(metrics.contains("taskfarm_controller_farm_completed{namespace=\"testns\",taskfarm=\"demo\"} 100"));
 }
 
 #[tokio::test]
@@ -241,7 +241,7 @@ async fn zookeeper_unreachable_keeps_the_last_view_and_is_not_ready() {
     );
     assert_eq!(status["leader"], "demo-master-abc", "last known view kept");
     assert!(metrics
-        .render()
+        .encode()
         .contains("taskfarm_controller_zookeeper_errors_total 1"));
 }
 
@@ -407,7 +407,7 @@ async fn chaos_kills_a_ready_old_pod_of_its_own_farm() {
         .as_str()
         .unwrap()
         .contains("demo-worker-1"));
-    assert!(metrics.render().contains("taskfarm_chaos_kills_total 1"));
+    assert!(metrics.encode().contains("taskfarm_controller_chaos_kills_total 1"));
 }
 
 #[tokio::test]
@@ -484,7 +484,9 @@ async fn chaos_dry_run_deletes_nothing_but_records_it() {
         .as_str()
         .unwrap()
         .contains("would delete"));
-    assert!(metrics.render().contains("taskfarm_chaos_dry_run_actions_total 1"));
+    assert!(metrics
+        .encode()
+        .contains("taskfarm_controller_chaos_dry_run_actions_total 1"));
 }
 
 #[tokio::test]
@@ -515,8 +517,8 @@ async fn a_stalled_farm_after_a_kill_is_degraded_and_chaos_pauses() {
     assert!(calls.deletes().is_empty(), "chaos pauses while degraded");
     assert_eq!(status["chaos"]["lastSkipReason"], "paused: the farm is Degraded");
     assert!(metrics
-        .render()
-        .contains("taskfarm_degraded{namespace=\"testns\",taskfarm=\"demo\"} 1"));
+        .encode()
+        .contains("taskfarm_controller_farm_degraded{namespace=\"testns\",taskfarm=\"demo\"} 1"));
 }
 
 #[tokio::test]
@@ -621,7 +623,7 @@ async fn a_refused_apply_fails_the_reconcile_and_backs_off() {
     );
     assert!(ctx
         .metrics
-        .render()
+        .encode()
         .contains("taskfarm_controller_reconcile_errors_total 2"));
     drop(ctx);
     let calls = server.finish().await;
@@ -725,4 +727,49 @@ async fn a_pod_label_the_controller_sets_applies_nothing_and_says_why() {
         note,
         "spec.worker.pod.labels: \"app.kubernetes.io/component\" is set by the controller (it selects the farm's pods)"
     );
+}
+
+/// The liveness probe's view: a reconcile is due at once while it runs, then after the requeue it
+/// asked for (the resync here); an error's backoff likewise; a deleted farm drops out.
+#[tokio::test]
+async fn each_reconcile_says_when_the_next_is_due_for_the_liveness_probe() {
+    use super::controller::{error_policy, reconcile};
+    use std::time::{Duration, Instant};
+    let f = Arc::new(farm("demo", |_| {}));
+    let world = World {
+        farm: Some((*f).clone()),
+        ..World::default()
+    };
+    let (ctx, server, _) = context(world, Ok(healthy_state()));
+    let before = Instant::now();
+    reconcile(f.clone(), ctx.clone()).await.expect("reconcile succeeds");
+    let due = ctx.progress.due("testns/demo").expect("the farm is scheduled");
+    assert!(
+        due >= before + ctx.resync && due <= Instant::now() + ctx.resync,
+        "due at the resync"
+    );
+    let bound = ctx.progress.bound();
+    assert_eq!(ctx.progress.stalled(due + bound), None, "late by the bound: not yet");
+    let (farm_named, late) = ctx
+        .progress
+        .stalled(due + bound + Duration::from_secs(1))
+        .expect("past the bound: stalled");
+    assert_eq!(
+        (farm_named.as_str(), late),
+        ("testns/demo", bound + Duration::from_secs(1))
+    );
+
+    let err = super::controller::Error::NoNamespace;
+    let before = Instant::now();
+    error_policy(f.clone(), &err, ctx.clone());
+    let due = ctx.progress.due("testns/demo").unwrap();
+    assert!(due >= before + Duration::from_secs(5), "due after the backoff");
+
+    let mut gone = (*f).clone();
+    gone.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(NOW)));
+    reconcile(Arc::new(gone), ctx.clone()).await.unwrap();
+    assert_eq!(ctx.progress.due("testns/demo"), None, "a deleted farm is forgotten");
+    assert!(!ctx.metrics.encode().contains("taskfarm=\"demo\""));
+    drop(ctx);
+    server.finish().await;
 }
