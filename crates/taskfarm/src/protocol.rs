@@ -363,6 +363,11 @@ pub struct WorkerRecord {
     /// Version of `/tasks/<task>` right after the assignment; the worker's commit checks it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_version: Option<i32>,
+    /// In a free record written by a worker's commit: the task it committed, `<task>@<attempt>`.
+    /// Informational; it lets a worker whose commit reply was lost tell its own commit from a
+    /// withdrawal (the master frees a worker with a plain `{}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
 }
 
 /// A worker's current assignment, validated.
@@ -372,6 +377,13 @@ pub struct Assignment {
     pub epoch: i64,
     pub attempt: u32,
     pub task_version: i32,
+}
+
+impl Assignment {
+    /// What a worker's commit of this assignment leaves in its record's `last`.
+    pub fn committed_marker(&self) -> String {
+        format!("{}@{}", self.task, self.attempt)
+    }
 }
 
 impl WorkerRecord {
@@ -385,6 +397,15 @@ impl WorkerRecord {
             epoch: Some(a.epoch),
             attempt: Some(a.attempt),
             task_version: Some(a.task_version),
+            last: None,
+        }
+    }
+
+    /// The free record a worker's commit of `a` writes.
+    pub fn free_after(a: &Assignment) -> Self {
+        Self {
+            last: Some(a.committed_marker()),
+            ..Self::default()
         }
     }
 

@@ -129,6 +129,16 @@ impl Drop for Running {
     }
 }
 
+/// Counts and logs a committed result.
+fn log_committed(r: &TaskResult, how: &str) {
+    count_task(outcome_of(r));
+    crate::metrics::get()
+        .worker
+        .task_duration
+        .observe(r.run_ms as f64 / 1000.0);
+    tracing::info!(ok = r.ok, run_ms = r.run_ms, "result committed{how}");
+}
+
 /// Counts a task's end by outcome.
 fn count_task(outcome: Outcome) {
     crate::metrics::get()
@@ -439,7 +449,8 @@ impl Worker {
             TaskOutcome::Finished(r) => Some(r.to_bytes()),
             TaskOutcome::PayloadGone => None,
         };
-        let free = WorkerRecord::free().to_bytes();
+        // Free again, saying which commit freed us (see the lost-reply case below).
+        let free = WorkerRecord::free_after(a).to_bytes();
         loop {
             // Where our own znode's op sits, to read a failure's index.
             let own_op = usize::from(result.is_some());
@@ -463,14 +474,7 @@ impl Worker {
             match committed {
                 Ok(_) => {
                     match &outcome {
-                        TaskOutcome::Finished(r) => {
-                            count_task(outcome_of(r));
-                            crate::metrics::get()
-                                .worker
-                                .task_duration
-                                .observe(r.run_ms as f64 / 1000.0);
-                            tracing::info!(ok = r.ok, run_ms = r.run_ms, "result committed")
-                        }
+                        TaskOutcome::Finished(r) => log_committed(r, ""),
                         TaskOutcome::PayloadGone => tracing::warn!(
                             "task payload {} is missing: task retired without a result",
                             paths::data(&a.task)
@@ -502,8 +506,20 @@ impl Worker {
                     // Outcome unknown: if our znode still carries this assignment, nothing was
                     // committed and we try again; otherwise the commit (or the master) won. The
                     // reconnection makes the watch loop re-read our znode anyway.
+                    // Our znode moved on: our commit landed with its reply lost, or the master
+                    // withdrew the assignment. Our commit leaves its mark in our record's `last`
+                    // (the master frees a worker with a plain `{}`).
+                    let ours = a.committed_marker();
                     match timed(limit, self.session.client.get_data(&self.path)).await {
                         Ok((_, stat)) if stat.version == running.own_version => continue,
+                        Ok((data, _))
+                            if WorkerRecord::parse(&data).is_ok_and(|w| w.last.as_deref() == Some(ours.as_str())) =>
+                        {
+                            if let TaskOutcome::Finished(r) = &outcome {
+                                log_committed(r, " (its reply was lost; our worker record shows the commit)");
+                            }
+                            return Commit::Landed;
+                        }
                         _ => return Commit::NotOurs { cleared: false },
                     }
                 }
