@@ -146,6 +146,7 @@ impl ZkConfig {
             };
         let mut backoff = Duration::from_millis(100);
         let mut attempt = 0u32;
+        let mut accepted: Vec<String> = Vec::new();
         loop {
             attempt += 1;
             match self.try_connect().await {
@@ -161,8 +162,13 @@ impl ZkConfig {
                 Err(err) if err.downcast_ref::<NoFarm>().is_some() => return Err(err),
                 Err(err) => {
                     let now = Instant::now();
+                    // Which hosts take a TCP connection at all: probed while attempts fail, so
+                    // that one slow handshake on a busy host does not hide the likely cause.
+                    if accepted.is_empty() {
+                        accepted = accepting_hosts(&self.hosts).await;
+                    }
                     if now >= deadline {
-                        let hint = match accepting_hosts(&self.hosts).await.as_slice() {
+                        let hint = match accepted.as_slice() {
                             [] => String::new(),
                             open => format!(
                                 "; {} accepted the TCP connection but gave no session: too many \
