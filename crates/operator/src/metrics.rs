@@ -222,20 +222,10 @@ fn state_labels(farm: &FarmLabels, state: &'static str) -> StateLabels {
     }
 }
 
-/// The sample names of an exposition (`name` of each `name[{labels}] value` line): a
-/// counter's carry `_total`, a histogram's `_bucket`, `_sum` and `_count`.
-pub fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use taskfarm::metrics::exposed_names;
 
     #[test]
     fn names_follow_prometheus_conventions_and_farms_come_and_go() {

@@ -296,6 +296,18 @@ impl Metrics {
     }
 }
 
+/// The sample names of an exposition (`name` of each `name[{labels}] value` line): a
+/// counter's carry `_total`, a histogram's `_bucket`, `_sum` and `_count`. For checks that a
+/// dashboard queries only what is exposed.
+pub fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.split(['{', ' ']).next())
+        .filter(|name| !name.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 static METRICS: OnceLock<Metrics> = OnceLock::new();
 
 /// Registers the metrics of `role`; the first call wins (a process runs one role).

@@ -72,7 +72,6 @@ where
                 match config.connect().await {
                     Ok(s) => return Ok(s),
                     Err(e) => {
-                        crate::health::beat(); // waiting for ZooKeeper is not a stall
                         tracing::warn!(error = %format!("{e:#}"), "ZooKeeper still unreachable; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }

@@ -8,7 +8,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use common::{Farm, LIMIT};
@@ -28,25 +27,9 @@ fn queried_names() -> BTreeSet<String> {
         .collect()
 }
 
-/// The sample names of an OpenMetrics exposition (`name` of `name[{labels}] value`).
-fn sample_names(text: &str) -> BTreeSet<String> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
 /// `GET /metrics` on `addr`: the body of a 200 answer (None while nothing answers).
 fn metrics(addr: &str) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    (head.split_whitespace().nth(1) == Some("200")).then(|| body.to_string())
+    common::http_get(addr, "/metrics").and_then(|(status, body)| (status == 200).then_some(body))
 }
 
 #[tokio::test]
@@ -93,7 +76,11 @@ async fn every_role_metric_the_dashboard_queries_is_exposed_by_a_running_farm() 
                 .await
                 .unwrap()
         };
-        let exposed: BTreeSet<String> = scraped.iter().flatten().flat_map(|t| sample_names(t)).collect();
+        let exposed: BTreeSet<String> = scraped
+            .iter()
+            .flatten()
+            .flat_map(|t| taskfarm::metrics::exposed_names(t))
+            .collect();
         let missing: Vec<&String> = queried.iter().filter(|name| !exposed.contains(*name)).collect();
         if missing.is_empty() {
             // The farm ran tasks: the throughput panel has something to show.

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use common::{Farm, LIMIT};
@@ -13,27 +12,14 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use taskfarm_harness::{free_port, ZkCluster};
 
-/// `GET path` on `addr`: the status code and the body (None while nothing answers).
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
 /// Polls `path` until it answers `status` (a probe has no event to wait on).
 async fn wait_status(addr: &str, path: &str, status: u16) -> String {
     let deadline = tokio::time::Instant::now() + LIMIT;
     loop {
         let (addr2, path2) = (addr.to_string(), path.to_string());
-        let got = tokio::task::spawn_blocking(move || get(&addr2, &path2)).await.unwrap();
+        let got = tokio::task::spawn_blocking(move || common::http_get(&addr2, &path2))
+            .await
+            .unwrap();
         match got {
             Some((s, body)) if s == status => return body,
             other if tokio::time::Instant::now() > deadline => {

@@ -318,3 +318,16 @@ pub async fn wait_gone(pid: i32, what: &str) {
         .unwrap_or_else(|_| panic!("{what} (pid {pid}) still runs after {LIMIT:?}"))
         .unwrap();
 }
+
+/// `GET path` on `addr` over HTTP/1.0: the status code and the body (None while nothing answers).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
