@@ -4,6 +4,8 @@
 #
 #   source scripts/lib/standalone-zk.sh
 #   zk_start PORT [extra JVM flags...]     # sets DIR; the server answers `ruok` when it returns
+#                                          # (hard quotas enforced, as in the chart, unless
+#                                          # ZK_ENFORCE_QUOTA=false)
 #   four WORD                              # a four-letter word to it, over bash's /dev/tcp
 #   PIDS+=($!)                             # processes to stop on exit
 
@@ -40,6 +42,7 @@ dataDir=$DIR/data
 clientPort=$ZK_PORT
 admin.enableServer=false
 4lw.commands.whitelist=*
+enforceQuota=${ZK_ENFORCE_QUOTA:-true}
 CFG
     java -Xmx512m -XX:+UseSerialGC "$@" -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
         org.apache.zookeeper.server.ZooKeeperServerMain "$DIR/zoo.cfg" >"$DIR/zk.log" 2>&1 &

@@ -36,6 +36,9 @@ pub struct ZkOptions {
     /// Connections one host may hold per server (ZooKeeper's `maxClientCnxns`; 0 = no limit,
     /// as the tests want: they run many roles from one host).
     pub max_client_connections: u32,
+    /// Enforce hard quotas (`enforceQuota=true`, ZooKeeper 3.7+): the farm's admission bound
+    /// (a quota on its `/data`) refuses creates beyond it. On by default, as in the Helm chart.
+    pub enforce_quota: bool,
 }
 
 impl Default for ZkOptions {
@@ -48,6 +51,7 @@ impl Default for ZkOptions {
             heap_mb: 256,
             full_jit: false,
             max_client_connections: 0,
+            enforce_quota: true,
         }
     }
 }
@@ -126,13 +130,14 @@ impl ZkCluster {
             let mut cfg = format!(
                 "tickTime={tick}\ninitLimit=20\nsyncLimit=10\ndataDir={data}\nclientPort={port}\n\
                  clientPortAddress=127.0.0.1\nadmin.enableServer=false\n4lw.commands.whitelist=*\n\
-                 maxSessionTimeout={max}\nforceSync={sync}\nmaxClientCnxns={cnxns}\n",
+                 maxSessionTimeout={max}\nforceSync={sync}\nmaxClientCnxns={cnxns}\nenforceQuota={quota}\n",
                 tick = options.tick_ms,
                 data = dir.join("data").display(),
                 port = p[0],
                 max = options.tick_ms * options.max_session_ticks,
                 sync = if options.force_sync { "yes" } else { "no" },
                 cnxns = options.max_client_connections,
+                quota = options.enforce_quota,
             );
             if n > 1 {
                 cfg.push_str("reconfigEnabled=false\nstandaloneEnabled=false\ncnxTimeout=1000\n");

@@ -91,8 +91,12 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum ZkCommand {
-    /// Create the farm's znodes (idempotent; safe to run concurrently).
-    Init,
+    /// Create the farm's znodes (idempotent; safe to run concurrently), and set the farm's
+    /// admission bound when one is given (printed either way).
+    Init {
+        #[command(flatten)]
+        admission: crate::admission::AdmissionArgs,
+    },
     /// Print a subtree with each znode's data (shortened) and whether it is ephemeral.
     Tree {
         /// Path to print.

@@ -64,6 +64,10 @@ pub struct SubmitArgs {
     /// Give up waiting for the result after this long.
     #[arg(long, global = true, default_value = "5m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// When the farm is full (ZooKeeper refuses the task: the farm's admission bound): `fail`
+    /// at once with exit status 75, or `wait` for room (within --timeout).
+    #[arg(long, global = true, value_enum, default_value_t = WhenFull::Fail)]
+    pub when_full: WhenFull,
     #[command(subcommand)]
     pub exec: Option<SubmitCommand>,
 }
@@ -94,6 +98,80 @@ pub struct SubmitExecArgs {
 /// Exit status of `submit exec` when the farm refused the task or could not run the command.
 const EXEC_REFUSED: u8 = 125;
 
+/// Exit status of `submit` when the farm is full (sysexits' EX_TEMPFAIL: try again later).
+pub const FARM_FULL_EXIT: u8 = 75;
+
+/// What a submission does when ZooKeeper refuses it because the farm is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WhenFull {
+    /// Retry the same create (same task id) with a capped backoff until there is room.
+    Wait,
+    /// Give up at once: the task was not submitted.
+    Fail,
+}
+
+/// The farm refused the task: it holds as many tasks as its admission bound allows.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "farm full: ZooKeeper refused the task (QuotaExceeded): the farm holds as many tasks as its \
+     admission bound allows (`taskfarm zk init` prints it); nothing was submitted. Try again \
+     later, or pass --when-full wait"
+)]
+pub struct FarmFull;
+
+/// One "farm full" episode of this process at a time: logged when it starts and ends, not at
+/// every refused retry.
+mod full_episode {
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    /// Tasks of ours waiting for room now.
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
+    static REFUSALS: AtomicU64 = AtomicU64::new(0);
+    static STARTED: Mutex<Option<Instant>> = Mutex::new(None);
+    static LAST_WARNING: Mutex<Option<Instant>> = Mutex::new(None);
+
+    /// A task starts waiting for room.
+    pub fn waiting() {
+        if WAITING.fetch_add(1, Ordering::SeqCst) == 0 {
+            let mut started = STARTED.lock().unwrap();
+            if started.is_none() {
+                *started = Some(Instant::now());
+                // At the bound, room comes and goes with every collected result: one warning
+                // per minute at most.
+                let mut last = LAST_WARNING.lock().unwrap();
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    *last = Some(Instant::now());
+                    tracing::warn!(
+                        "farm full: ZooKeeper refuses new tasks (the farm's admission bound); \
+                         waiting for room (the same task ids are retried)"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One refused create.
+    pub fn refused() {
+        REFUSALS.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::get().client.farm_full.inc();
+    }
+
+    /// A waiting task got in (or gave up).
+    pub fn done_waiting(submitted: bool) {
+        if WAITING.fetch_sub(1, Ordering::SeqCst) == 1 && submitted {
+            if let Some(t0) = STARTED.lock().unwrap().take() {
+                tracing::info!(
+                    waited_ms = t0.elapsed().as_millis() as u64,
+                    refusals = REFUSALS.swap(0, Ordering::Relaxed),
+                    "the farm has room again: submitting"
+                );
+            }
+        }
+    }
+}
+
 /// Why one task's round trip stopped before a result.
 #[derive(Debug)]
 enum TaskError {
@@ -101,6 +179,8 @@ enum TaskError {
     SessionEnded,
     /// Something we cannot retry (e.g. an id collision with a foreign znode).
     Fatal(String),
+    /// The farm is full and we were told not to wait: nothing was created.
+    FarmFull,
 }
 
 /// Appends one JSON line with a single `write` of the whole line: clients sharing the file
@@ -119,8 +199,9 @@ async fn round_trip(
     task_id: &str,
     payload: &[u8],
     time_limit_ms: Option<u64>,
+    when_full: WhenFull,
 ) -> Result<TaskResult, TaskError> {
-    submit(session, client_id, task_id, payload, time_limit_ms).await?;
+    submit(session, client_id, task_id, payload, time_limit_ms, when_full).await?;
     let (result, watcher) = await_result(session, task_id).await?;
     cleanup(session, task_id).await;
     // Dropped only now, when our delete has fired it: dropping an unfired watcher makes the
@@ -159,6 +240,34 @@ async fn submit(
     task_id: &str,
     payload: &[u8],
     time_limit_ms: Option<u64>,
+    when_full: WhenFull,
+) -> Result<(), TaskError> {
+    let mut waiting = None;
+    let r = submit_once(
+        session,
+        client_id,
+        task_id,
+        payload,
+        time_limit_ms,
+        when_full,
+        &mut waiting,
+    )
+    .await;
+    if waiting.is_some() {
+        full_episode::done_waiting(r.is_ok());
+    }
+    r
+}
+
+/// Submits a task; over the farm's bound, waits for room (`waiting` holds the backoff) or fails.
+async fn submit_once(
+    session: &ZkSession,
+    client_id: &str,
+    task_id: &str,
+    payload: &[u8],
+    time_limit_ms: Option<u64>,
+    when_full: WhenFull,
+    waiting: &mut Option<Duration>,
 ) -> Result<(), TaskError> {
     let record = TaskRecord::queued(client_id, now_ms())
         .with_timeout(time_limit_ms)
@@ -207,6 +316,34 @@ async fn submit(
                     Err(e) => return Err(session_error(e)),
                 }
             }
+            Err(MultiWriteError::OperationFailed {
+                source: ZkError::QuotaExceeded,
+                ..
+            }) => {
+                // The farm is full: the multi created nothing. Retry the same create (same id)
+                // once there is room: collected results and ended sessions make it.
+                if when_full == WhenFull::Fail {
+                    return Err(TaskError::FarmFull);
+                }
+                full_episode::refused();
+                let pause = match *waiting {
+                    None => {
+                        full_episode::waiting();
+                        Duration::from_millis(50)
+                    }
+                    Some(p) => (p * 2).min(MAX_FULL_BACKOFF),
+                };
+                *waiting = Some(pause);
+                tracing::debug!(
+                    task = task_id,
+                    pause_ms = pause.as_millis() as u64,
+                    "farm full: waiting"
+                );
+                crate::health::beat(); // waiting for room is not a stall
+                                       // Jittered, so that clients waiting together do not retry in step.
+                tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
+                continue;
+            }
             Err(MultiWriteError::OperationFailed { source, .. }) => return Err(session_error(source)),
             Err(MultiWriteError::RequestFailed { source }) if is_connection_loss(&source) => {
                 // Outcome unknown: reconnect, then look before trying again. The payload znode
@@ -224,6 +361,9 @@ async fn submit(
         }
     }
 }
+
+/// The longest pause between two tries of a submission the farm refused as full.
+const MAX_FULL_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Who holds a task id we failed to create.
 enum Existing {
@@ -537,7 +677,7 @@ async fn drive(
                 let (session, client_id) = (session.clone(), id.clone());
                 let (payload, time_limit_ms) = workload.task(&task_id);
                 inflight.spawn(async move {
-                    let r = round_trip(&session, &client_id, &task_id, &payload, time_limit_ms).await;
+                    let r = round_trip(&session, &client_id, &task_id, &payload, time_limit_ms, WhenFull::Wait).await;
                     (task_id, r)
                 });
             }
@@ -595,6 +735,7 @@ async fn drive(
                     inflight.abort_all();
                     continue 'sessions;
                 }
+                Err(TaskError::FarmFull) => unreachable!("the client role waits when the farm is full"),
                 Err(TaskError::Fatal(reason)) => {
                     tracing::error!(task = task_id, reason, "task lost");
                     outstanding.remove(&task_id);
@@ -654,7 +795,14 @@ pub async fn submit_one(config: &ZkConfig, args: SubmitArgs) -> anyhow::Result<E
         (None, Some(task)) => TaskSpec::parse(task.as_bytes()).context("task")?,
         (None, None) => anyhow::bail!("give a task (JSON) or `exec NAME`"),
     };
-    let result = submit_and_wait(config, &spec, args.timeout).await?;
+    let result = match submit_and_wait(config, &spec, args.timeout, args.when_full).await {
+        Ok(r) => r,
+        Err(e) if e.downcast_ref::<FarmFull>().is_some() => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(FARM_FULL_EXIT));
+        }
+        Err(e) => return Err(e),
+    };
     if args.exec.is_some() {
         return Ok(print_exec_result(&result));
     }
@@ -714,7 +862,12 @@ fn print_exec_result(result: &TaskResult) -> ExitCode {
 }
 
 /// Submits one task and waits for its result.
-async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) -> anyhow::Result<TaskResult> {
+async fn submit_and_wait(
+    config: &ZkConfig,
+    spec: &TaskSpec,
+    timeout: Duration,
+    when_full: WhenFull,
+) -> anyhow::Result<TaskResult> {
     let session = config.expecting_farm().connect().await?;
     // A farm has its layout: a chroot without one (a typo, say) is an error now, not a wait.
     for path in [paths::TASKS, paths::MASTER] {
@@ -734,7 +887,14 @@ async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) 
     let task_id = format!("{id}-00000001");
     let outcome = tokio::time::timeout(
         timeout,
-        round_trip(&session, &id, &task_id, &spec.to_bytes(), spec.time_limit_ms()),
+        round_trip(
+            &session,
+            &id,
+            &task_id,
+            &spec.to_bytes(),
+            spec.time_limit_ms(),
+            when_full,
+        ),
     )
     .await;
     session.close().await;
@@ -742,6 +902,7 @@ async fn submit_and_wait(config: &ZkConfig, spec: &TaskSpec, timeout: Duration) 
         Ok(Ok(result)) => Ok(result),
         Ok(Err(TaskError::SessionEnded)) => anyhow::bail!("the ZooKeeper session expired before the result came"),
         Ok(Err(TaskError::Fatal(reason))) => anyhow::bail!("task {task_id} lost: {reason}"),
+        Ok(Err(TaskError::FarmFull)) => Err(FarmFull.into()),
         Err(_) => anyhow::bail!("no result within {timeout:?}"),
     }
 }
@@ -773,9 +934,12 @@ mod tests {
             .await
             .unwrap();
         let payload = TaskSpec::Sleep { ms: 0 }.to_bytes();
-        let submitted = tokio::time::timeout(Duration::from_secs(5), round_trip(&session, "c1", "t1", &payload, None))
-            .await
-            .expect("no waiting for our own znode to go");
+        let submitted = tokio::time::timeout(
+            Duration::from_secs(5),
+            round_trip(&session, "c1", "t1", &payload, None, WhenFull::Fail),
+        )
+        .await
+        .expect("no waiting for our own znode to go");
         assert_eq!(submitted.unwrap(), result);
     }
 

@@ -5,6 +5,7 @@
 //! (`src/main.rs`) is what master, worker and client pods run. The Kubernetes operator and the
 //! lab (demo, scenarios, soak, bench) are crates of their own that build on this one.
 
+pub mod admission;
 pub mod binary;
 pub mod cli;
 pub mod client;

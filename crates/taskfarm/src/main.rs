@@ -23,10 +23,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Election(args) => taskfarm::election::run_demo(&global.zk_config()?, args, shutdown_signal()).await?,
-        Command::Zk(ZkCommand::Init) => {
-            let session = global.zk_config()?.connect().await?;
+        Command::Zk(ZkCommand::Init { admission }) => {
+            let bound = admission.bound()?;
+            let config = global.zk_config()?;
+            let session = config.connect().await?;
             taskfarm::zkcmd::init(&session).await?;
             session.close().await;
+            taskfarm::zkcmd::init_bound(&config, bound).await?;
         }
         Command::Zk(ZkCommand::Tree { path }) => {
             let session = global.zk_config()?.connect().await?;

@@ -125,6 +125,7 @@ pub struct ClientMetrics {
     pub results: Family<OutcomeLabel, Counter>,
     pub lost: Counter,
     pub latency: Histogram,
+    pub farm_full: Counter,
 }
 
 /// All handles; only the installed role's are registered (and so exposed).
@@ -166,6 +167,7 @@ impl Metrics {
             results: Family::default(),
             lost: Counter::default(),
             latency: seconds_buckets(),
+            farm_full: Counter::default(),
         };
         let session = SessionMetrics::default();
         let mut registry = Registry::with_prefix("taskfarm");
@@ -275,6 +277,11 @@ impl Metrics {
                         "Submission to delivered result",
                         Unit::Seconds,
                         client.latency.clone(),
+                    );
+                    r.register(
+                        "client_farm_full",
+                        "Submissions ZooKeeper refused because the farm was full (its admission bound); each refused retry counts",
+                        client.farm_full.clone(),
                     );
                 }
             }

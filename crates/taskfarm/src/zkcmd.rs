@@ -16,6 +16,28 @@ pub async fn init(session: &ZkSession) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Sets the farm's admission bound when one is given, then prints the bound in force.
+pub async fn init_bound(config: &crate::zk::ZkConfig, bound: Option<crate::admission::Bound>) -> anyhow::Result<()> {
+    if let Some(bound) = bound {
+        crate::admission::apply(config, bound)
+            .await
+            .context("setting the admission bound")?;
+    }
+    let status = crate::admission::status(config).await?;
+    match status.bound {
+        Some(b) => println!(
+            "admission bound: {} tasks, {} bytes (now held: {})",
+            b.tasks,
+            b.bytes(),
+            status
+                .held
+                .map_or("unknown".to_string(), |(n, bytes)| format!("{n} tasks, {bytes} bytes"))
+        ),
+        None => println!("admission bound: none"),
+    }
+    Ok(())
+}
+
 /// Renders the subtree at `root` like zk-shell's `tree`, with each znode's data (shortened) and
 /// whether it is ephemeral.
 pub async fn tree(session: &ZkSession, root: &str) -> anyhow::Result<String> {
