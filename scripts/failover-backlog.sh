@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Leader failover with a deep queue (the baseline of issue 15): N no-op tasks are queued with no
 # worker yet, two masters start (m1 leads), four workers start draining, and the leader gets
-# SIGTERM. Printed: the queue at the kill, the new leader's scan (tasks, ms), and the time from
-# the SIGTERM to the new leader's first assignment, with its resident memory.
+# SIGTERM. Printed: the queue at the kill, how the new leader started (its scan, or its warm
+# index: tasks, nodes read, ms), and the time from the SIGTERM to the new leader's first
+# assignment, with its resident memory.
 #
 #   scripts/failover-backlog.sh [path/to/taskfarm] [queued]
 #
@@ -44,7 +45,11 @@ until grep -q '"became leader' "$DIR/m1.log"; do sleep 0.1; done
 "$BIN" master --id m2 2>"$DIR/m2.log" &
 M2=$!
 PIDS+=("$M2")
-until grep -q '"session started"' "$DIR/m2.log"; do sleep 0.1; done
+# A standby is ready once its index is warm (a binary without warm standbys: once its session
+# started).
+ready='"session started"'
+grep -qa 'standby warm' "$BIN" && ready='"standby warm"'
+until grep -q "$ready" "$DIR/m2.log"; do sleep 0.1; done
 for i in 1 2 3 4; do
     "$BIN" worker --id "w$i" 2>"$DIR/w$i.log" &
     PIDS+=($!)
@@ -55,17 +60,26 @@ killed=$(date +%s.%N)
 kill -TERM "$M1"
 until grep -q '"assigned"' <(grep -A1000000 '"became leader' "$DIR/m2.log"); do sleep 0.05; done
 rss_kib=$(ps -o rss= -p "$M2" | tr -d ' ')
-python3 - "$DIR/m2.log" "$killed" "$rss_kib" <<'PY'
+sleep 0.5 # let m1 finish its last lines (its exit is not waited for: it would disturb m2)
+python3 - "$DIR/m2.log" "$killed" "$rss_kib" "$DIR/m1.log" <<'PY'
 import datetime, json, sys
 log, killed, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+old = [json.loads(l) for l in open(sys.argv[4]) if l.startswith("{")]
 def ts(v):
     return datetime.datetime.fromisoformat(v["timestamp"].replace("Z", "+00:00")).timestamp()
 lines = [json.loads(l) for l in open(log) if l.startswith("{")]
 led = next(i for i, v in enumerate(lines) if v["message"].startswith("became leader"))
-scan = next(v for v in lines[led:] if v["message"] == "scanned ZooKeeper")
+start = next(v for v in lines[led:] if v["message"] in ("scanned ZooKeeper", "leading from the warm index"))
 first = next(v for v in lines[led:] if v["message"] == "assigned")
-print(f"new leader's scan: {scan['tasks']} tasks, {scan['scan_ms']} ms")
+if start["message"] == "scanned ZooKeeper":
+    print(f"new leader's scan: {start['tasks']} tasks, {start['scan_ms']} ms")
+else:
+    print(f"new leader's warm index: {start['tasks']} tasks, {start['dirty_nodes']} dirty nodes read in {start['catch_up_ms']} ms")
+closing = next((v for v in old if v["message"].startswith("shutting down")), None)
+if closing:
+    print(f"SIGTERM -> old leader closes its session: {(ts(closing) - killed) * 1000:.0f} ms")
 print(f"SIGTERM -> new leader: {(ts(lines[led]) - killed) * 1000:.0f} ms")
+print(f"SIGTERM -> new leader ready to decide: {(ts(start) - killed) * 1000:.0f} ms")
 print(f"SIGTERM -> first assignment: {(ts(first) - killed) * 1000:.0f} ms")
 print(f"new leader's resident memory: {rss / 1024:.1f} MiB")
 PY

@@ -133,6 +133,9 @@ pub struct Index {
     /// Workers that held a task past its deadline: wedged, given nothing more until their
     /// znode goes (a restarted worker registers afresh).
     quarantined: HashSet<String>,
+    /// A standby's tasks that were not plainly queued when last observed (assigned, garbled,
+    /// invalid ids): judged when it takes over (see [`Index::settle`]).
+    review: HashSet<String>,
 }
 
 /// How long an assignment may go without a commit before the master takes it back.
@@ -170,6 +173,7 @@ impl Index {
             first_seen_assigned: HashMap::new(),
             queued_actions: Vec::new(),
             quarantined: HashSet::new(),
+            review: HashSet::new(),
         }
     }
 
@@ -251,26 +255,97 @@ impl Index {
         }
     }
 
-    /// Builds the index from a full scan (done once on becoming leader, or after a
-    /// reconnection, when watch events may have been lost).
+    /// Builds the index from a full scan (done once on becoming leader without a warm index,
+    /// or after a reconnection, when watch events may have been lost).
     pub fn from_scan(
         epoch: i64,
         max_attempts: u32,
         workers: Vec<(String, WorkerObs)>,
         tasks: Vec<(String, TaskObs)>,
     ) -> Self {
-        let mut index = Self::new(epoch, max_attempts);
+        let mut index = Self::from_observations(max_attempts, workers, tasks);
+        index.take_over(epoch);
+        index
+    }
+
+    /// A standby's index from a full scan: settled ([`Index::settle`]), not yet leading.
+    pub fn from_observations(
+        max_attempts: u32,
+        workers: Vec<(String, WorkerObs)>,
+        tasks: Vec<(String, TaskObs)>,
+    ) -> Self {
+        let mut index = Self::new(0, max_attempts);
         let mut tasks = tasks;
         tasks.sort_by_key(|(_, t)| t.created);
-        for (id, obs) in workers {
-            index.touched_workers.push(id.clone());
-            index.workers.insert(id, obs);
-        }
-        for (id, obs) in tasks {
-            index.touched_tasks.push(id.clone());
-            index.tasks.insert(id, obs);
-        }
+        index.touched_tasks = tasks.iter().map(|(id, _)| id.clone()).collect();
+        index.workers.extend(workers);
+        index.tasks.extend(tasks);
+        index.settle();
         index
+    }
+
+    /// A standby's bookkeeping after its observations (it never decides): a task observed
+    /// plainly queued joins the FIFO queue of pending tasks at once, in observation order
+    /// (which is creation order: watch events come in zxid order); any other task waits in
+    /// `review` to be judged when the standby takes over. So taking over costs no pass over
+    /// the backlog.
+    pub fn settle(&mut self) {
+        for t in std::mem::take(&mut self.touched_tasks) {
+            let plainly_queued = match self.tasks.get(&t) {
+                None => {
+                    self.review.remove(&t);
+                    continue;
+                }
+                Some(obs) => matches!(&obs.record, Ok(r) if r.state == TaskState::Queued) && validate_id(&t).is_ok(),
+            };
+            if plainly_queued {
+                self.review.remove(&t);
+                self.pending.push_back(t);
+            } else {
+                self.review.insert(t);
+            }
+        }
+        // Workers are few: all are judged at the take-over.
+        self.touched_workers.clear();
+        self.waiting_on_task.clear();
+        self.waiting_on_worker.clear();
+        // Tasks leave the queue roughly in order: drop the gone ones at its front as they go,
+        // and the rest (behind a long-running task) once they are half of it.
+        while self.pending.front().is_some_and(|t| !self.tasks.contains_key(t)) {
+            self.pending.pop_front();
+        }
+        if self.pending.len() > 2 * self.tasks.len() + 1024 {
+            let tasks = &self.tasks;
+            self.pending.retain(|t| tasks.contains_key(t));
+        }
+    }
+
+    /// Makes a settled index (a scan's, or a standby's kept current by its observations) the
+    /// leader's for `epoch`. The queue of pending tasks stands (each is checked again when
+    /// popped); every worker, every task under review and every task observed since the last
+    /// settling is judged by the next [`Index::decide`]. Nothing decided before survives (a
+    /// standby decides nothing), and commits seen while following were the leader's to count.
+    pub fn take_over(&mut self, epoch: i64) {
+        self.epoch = epoch;
+        self.completed = 0;
+        self.free.clear();
+        self.task_vanished.clear();
+        self.waiting_on_task.clear();
+        self.waiting_on_worker.clear();
+        self.touched_workers = self.workers.keys().cloned().collect();
+        self.touched_workers.sort_unstable();
+        let mut review: Vec<String> = self.review.drain().collect();
+        review.sort_by_key(|t| self.tasks.get(t).map(|o| o.created));
+        self.touched_tasks.extend(review);
+    }
+
+    /// The ids of the tasks and of the workers indexed (for the check of a warm index against a
+    /// listing of ZooKeeper).
+    pub fn ids(&self) -> (HashSet<&str>, HashSet<&str>) {
+        (
+            self.tasks.keys().map(String::as_str).collect(),
+            self.workers.keys().map(String::as_str).collect(),
+        )
     }
 
     pub fn completed(&self) -> u64 {
@@ -722,6 +797,18 @@ impl Index {
     }
 }
 
+/// A leader shutting down closes its session only once its state is dropped (the client closes
+/// with its last handle), and its successor waits for that close: freeing a deep backlog's
+/// entries (tens of milliseconds at 100,000) is left to a thread of its own.
+impl Drop for Index {
+    fn drop(&mut self) {
+        if self.tasks.len() >= 10_000 {
+            let entries = (std::mem::take(&mut self.tasks), std::mem::take(&mut self.pending));
+            std::thread::spawn(move || drop(entries));
+        }
+    }
+}
+
 enum Orphan {
     Yes,
     No,
@@ -819,6 +906,51 @@ mod tests {
         assert_eq!((record.attempt, record.epoch, assignment.task_version), (1, Some(5), 1));
         // Nothing more to do until something changes.
         assert!(index.decide().is_empty());
+    }
+
+    /// A standby's index, fed observation by observation (as its watch events come) and never
+    /// deciding, leads like a scan's: oldest task first, stamped with the new epoch.
+    #[test]
+    fn a_standby_index_taken_over_decides_like_a_fresh_scan() {
+        let mut standby = Index::new(0, 3);
+        standby.observe_worker("w2", Some(free(0)));
+        for (id, created) in [("t1", 10), ("t2", 20), ("t3", 30), ("t4", 40)] {
+            standby.observe_task(id, Some(queued(created)));
+            standby.settle();
+        }
+        // The old leader assigns t1 to w1 and w1 commits it, all seen by the standby.
+        standby.observe_worker("w1", Some(free(0)));
+        let mut old_leader = Index::from_scan(4, 3, vec![("w1".into(), free(0))], vec![("t1".into(), queued(10))]);
+        let assign = old_leader.decide().remove(0);
+        let (t1, w1) = standby.written(&assign);
+        standby.observe_task("t1", t1);
+        standby.observe_worker("w1", w1);
+        standby.observe_worker("w1", Some(free(2)));
+        standby.observe_task("t1", None);
+        standby.settle();
+        assert!(standby.touched_tasks.is_empty());
+        assert_eq!(
+            standby.pending,
+            ["t2", "t3", "t4"],
+            "gone tasks leave the queue's front"
+        );
+
+        standby.take_over(7);
+        // The commit was the old leader's to count.
+        assert_eq!(standby.completed(), 0);
+        let actions = standby.decide();
+        assert_eq!(
+            assigned_pairs(&actions),
+            vec![("t2".into(), "w1".into()), ("t3".into(), "w2".into())]
+        );
+        let Action::Assign {
+            record, worker_version, ..
+        } = &actions[0]
+        else {
+            unreachable!()
+        };
+        assert_eq!((record.attempt, record.epoch, *worker_version), (1, Some(7), 2));
+        assert!(standby.decide().is_empty());
     }
 
     #[test]
@@ -1321,7 +1453,8 @@ mod tests {
         let mut index = Index::from_scan(
             5,
             3,
-            vec![("w2".into(), free(0)), ("w1".into(), free(0))],
+            // Workers are judged in id order: the restarted w2 first, then w3.
+            vec![("w2".into(), free(0)), ("w3".into(), free(0))],
             vec![("t1".into(), old_assignment(1)), ("t3".into(), old_assignment(3))],
         );
         let first = index.decide();
@@ -1330,7 +1463,7 @@ mod tests {
         let second = index.decide();
         assert_eq!(
             assigned_pairs(&second),
-            vec![("t1".into(), "w1".into())],
+            vec![("t1".into(), "w3".into())],
             "t1 was forgotten"
         );
     }
