@@ -96,6 +96,18 @@ ZooKeeper connect string of the farm.
 {{- end }}
 {{- end }}
 
+{{/*
+The farm's admission bound, farm.admission.maxQueuedTasks, as a whole number ("900", "0"), or ""
+when unset (null): the masters' TASKFARM_MAX_QUEUED_TASKS and the TaskFarm's
+admission.maxQueuedTasks (int64: a large value read from YAML is a float, printed 1e+07).
+*/}}
+{{- define "taskfarm.maxQueuedTasks" -}}
+{{- $tasks := dig "admission" "maxQueuedTasks" nil .Values.farm }}
+{{- if not (kindIs "invalid" $tasks) }}
+{{- $tasks | int64 }}
+{{- end }}
+{{- end }}
+
 {{- define "taskfarm.zkName" -}}
 {{- printf "%s-zookeeper" (include "taskfarm.fullname" .) }}
 {{- end }}

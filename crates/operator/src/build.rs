@@ -176,7 +176,7 @@ fn container(farm: &ValidatedFarm, role: Component) -> Container {
         image: Some(farm.image.clone()),
         image_pull_policy: Some(farm.image_pull_policy.as_str().into()),
         args: Some(args(farm, role)),
-        env: Some(env(farm)),
+        env: Some(env(farm, role)),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: HTTP_PORT,
@@ -231,7 +231,7 @@ pub fn args(farm: &ValidatedFarm, role: Component) -> Vec<String> {
     }
 }
 
-fn env(farm: &ValidatedFarm) -> Vec<EnvVar> {
+fn env(farm: &ValidatedFarm, role: Component) -> Vec<EnvVar> {
     let value = |name: &str, value: String| EnvVar {
         name: name.into(),
         value: Some(value),
@@ -271,6 +271,10 @@ fn env(farm: &ValidatedFarm) -> Vec<EnvVar> {
                 ..EnvVarSource::default()
             }),
         });
+    }
+    // The admission bound: each new leader sets it (a ZooKeeper quota), so only masters need it.
+    if let (Component::Master, Some(tasks)) = (role, farm.max_queued_tasks) {
+        env.push(value("TASKFARM_MAX_QUEUED_TASKS", tasks.to_string()));
     }
     env
 }
@@ -433,6 +437,40 @@ mod tests {
         let key = secret.value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
         assert_eq!((key.name.as_str(), key.key.as_str()), ("zk-auth", "secret"));
         assert!(secret.value.is_none(), "the secret never appears in the Deployment");
+    }
+
+    #[test]
+    fn only_the_masters_get_the_admission_bound() {
+        let bound = |f: &ValidatedFarm, role| {
+            let d = deployment(f, role);
+            env_value(container_of(&d), "TASKFARM_MAX_QUEUED_TASKS").cloned()
+        };
+        let f = valid_farm("demo", |s| {
+            s.admission.max_queued_tasks = Some(900);
+            s.worker.image = Some("debian:bookworm-slim".into());
+        });
+        let master = bound(&f, Component::Master).expect("the masters get it");
+        assert_eq!(master.value.as_deref(), Some("900"));
+        assert!(master.value_from.is_none());
+        assert_eq!(bound(&f, Component::Worker), None, "workers never submit");
+        assert_eq!(bound(&f, Component::Client), None, "clients never set it");
+        // 0 is passed on: it removes the farm's bound.
+        let none = valid_farm("demo", |s| s.admission.max_queued_tasks = Some(0));
+        let zero = bound(&none, Component::Master).unwrap();
+        assert_eq!(zero.value.as_deref(), Some("0"));
+        // No field, no variable: the farm keeps whatever bound it has.
+        let unset = valid_farm("demo", |_| {});
+        for role in DEPLOYED_ROLES {
+            assert_eq!(bound(&unset, role), None, "{}", role.as_str());
+        }
+        // The rest of the masters' environment is unchanged, the bound last.
+        let with = deployment(&f, Component::Master);
+        let without = deployment(&valid_farm("demo", |_| {}), Component::Master);
+        let names =
+            |d: &Deployment| -> Vec<String> { container_of(d).env.iter().flatten().map(|e| e.name.clone()).collect() };
+        let mut expected = names(&without);
+        expected.push("TASKFARM_MAX_QUEUED_TASKS".into());
+        assert_eq!(names(&with), expected);
     }
 
     #[test]
@@ -603,6 +641,12 @@ mod tests {
                 "{name}"
             );
         }
+        // The chart's default bound reaches the masters in both modes (compared above).
+        let master = deployment(&valid, Component::Master);
+        assert_eq!(
+            env_value(container_of(&master), "TASKFARM_MAX_QUEUED_TASKS").and_then(|e| e.value.as_deref()),
+            Some("900")
+        );
         assert!(deployment(&valid, Component::Worker)
             .spec
             .unwrap()

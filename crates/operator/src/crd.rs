@@ -50,6 +50,9 @@ pub struct TaskFarmSpec {
     /// How the farm's roles (and the controller) reach ZooKeeper.
     #[serde(default)]
     pub zookeeper: ZookeeperSpec,
+    /// How many tasks the farm holds at most (its admission bound, PROTOCOL.md §2.1).
+    #[serde(default)]
+    pub admission: AdmissionSpec,
     /// Master replicas (one leads, the others stand by).
     #[serde(default = "default_masters")]
     #[schemars(range(min = 0, max = 100))]
@@ -130,6 +133,26 @@ impl Default for ZookeeperSpec {
     fn default() -> Self {
         serde_json::from_str("{}").expect("every field has a default")
     }
+}
+
+/// The largest `admission.maxQueuedTasks`: 10,000,000 tasks of at most 72 KiB each are 687 GiB
+/// of znode data in every ZooKeeper server's heap, far beyond any heap: a larger bound bounds
+/// nothing (the schema's maximum says the same).
+pub const MAX_QUEUED_TASKS_LIMIT: i64 = 10_000_000;
+
+/// The farm's admission bound: ZooKeeper refuses submissions beyond it (a hard quota on the
+/// farm's `/data`, which the leading master sets; docs/KUBERNETES.md, "Admission").
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionSpec {
+    /// Tasks the farm holds at most (queued, running, or with a result not yet collected),
+    /// passed to the masters as `TASKFARM_MAX_QUEUED_TASKS`; each new leader sets it as a
+    /// ZooKeeper hard quota on the farm's /data (the servers need enforceQuota=true). A task
+    /// occupies up to 72 KiB of every server's heap: 900 fits the chart's 256 MiB heap (about
+    /// heap MiB x 3.5). 0 removes the bound; none leaves the farm's bound as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10_000_000))]
+    pub max_queued_tasks: Option<i64>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -662,6 +685,7 @@ mod tests {
         assert!(!spec.suspend);
         assert_eq!((spec.worker.image.as_deref(), spec.worker.slots), (None, 1));
         assert!(spec.commands.is_empty());
+        assert_eq!(spec.admission.max_queued_tasks, None, "no bound unless asked");
         assert_eq!(spec, TaskFarmSpec::default());
     }
 
@@ -738,5 +762,13 @@ mod tests {
             }
         }
         assert!(command["properties"]["maxOutput"].is_object(), "camelCase names");
+        // The admission bound: optional, never negative, the controller's own upper limit.
+        let tasks = &spec["admission"]["properties"]["maxQueuedTasks"];
+        assert_eq!(
+            (tasks["minimum"].as_f64(), tasks["maximum"].as_f64()),
+            (Some(0.0), Some(MAX_QUEUED_TASKS_LIMIT as f64))
+        );
+        assert_eq!(tasks["type"], "integer");
+        assert_eq!(spec["admission"]["required"], serde_json::Value::Null);
     }
 }

@@ -15,8 +15,8 @@ use kube::{Resource as _, ResourceExt as _};
 use super::build::{deployment_name, DEPLOYED_ROLES};
 use super::catalogue::{self, Rendered};
 use super::crd::{
-    ChaosMode, ChaosSpec, ClientProfile, Component, ComputeResources, PullPolicy, RoleCounts, TaskFarm, WorkerSpec,
-    ZookeeperSpec,
+    AdmissionSpec, ChaosMode, ChaosSpec, ClientProfile, Component, ComputeResources, PullPolicy, RoleCounts, TaskFarm,
+    WorkerSpec, ZookeeperSpec, MAX_QUEUED_TASKS_LIMIT,
 };
 use super::names::{self, NameError};
 use super::pod::{self, RolePods};
@@ -52,6 +52,9 @@ pub struct ValidatedFarm {
     /// `connect` parses, the session timeout is positive, `secret_name` is a Secret name or
     /// `None` (never empty).
     pub zookeeper: ZookeeperSpec,
+    /// The masters' `TASKFARM_MAX_QUEUED_TASKS`: `None` leaves the farm's bound as it is, `0`
+    /// removes it, otherwise at most [`MAX_QUEUED_TASKS_LIMIT`] tasks.
+    pub max_queued_tasks: Option<u64>,
     /// When enabled: targets, an interval of at least 5 s, a percentage in percent mode.
     pub chaos: ChaosSpec,
     /// Private, so that a ValidatedFarm only ever comes out of [`validate`].
@@ -119,6 +122,15 @@ pub enum InvalidSpec {
     SessionTimeout(i64),
     #[error("spec.zookeeper.secretName {name:?} is not a Secret name: it {why}")]
     SecretName { name: String, why: NameError },
+    #[error(
+        "spec.admission.maxQueuedTasks must not be negative ({0}): 0 removes the farm's bound, no field leaves it as it is"
+    )]
+    NegativeMaxQueuedTasks(i64),
+    #[error(
+        "spec.admission.maxQueuedTasks {0} is above {limit}: at up to 72 KiB a task, no ZooKeeper heap holds that many",
+        limit = MAX_QUEUED_TASKS_LIMIT
+    )]
+    MaxQueuedTasksTooLarge(i64),
     #[error("spec.clientProfile.task must be a JSON object, e.g. {{\"kind\":\"sleep\",\"ms\":100}}")]
     Task,
     #[error("spec.clientProfile.concurrency must be at least 1 ({0})")]
@@ -216,6 +228,7 @@ pub fn validate(farm: &TaskFarm) -> Result<ValidatedFarm, InvalidSpec> {
         catalogue: catalogue::render(&spec.commands).map_err(InvalidSpec::Commands)?,
         client_profile: client_profile(&spec.client_profile)?,
         zookeeper: zookeeper(&spec.zookeeper)?,
+        max_queued_tasks: admission(&spec.admission)?,
         chaos: chaos(&spec.chaos)?,
         _validated: (),
     })
@@ -258,6 +271,15 @@ fn zookeeper(zk: &ZookeeperSpec) -> Result<ZookeeperSpec, InvalidSpec> {
         secret_name,
         ..zk.clone()
     })
+}
+
+fn admission(admission: &AdmissionSpec) -> Result<Option<u64>, InvalidSpec> {
+    match admission.max_queued_tasks {
+        None => Ok(None),
+        Some(n) if n < 0 => Err(InvalidSpec::NegativeMaxQueuedTasks(n)),
+        Some(n) if n > MAX_QUEUED_TASKS_LIMIT => Err(InvalidSpec::MaxQueuedTasksTooLarge(n)),
+        Some(n) => Ok(Some(n as u64)),
+    }
 }
 
 fn client_profile(profile: &ClientProfile) -> Result<ClientProfile, InvalidSpec> {
@@ -629,6 +651,30 @@ mod tests {
     }
 
     #[test]
+    fn the_admission_bound_is_carried_and_refused_with_its_reason() {
+        let bound = |n: Option<i64>| validate(&farm("demo", |s| s.admission.max_queued_tasks = n));
+        assert_eq!(bound(None).unwrap().max_queued_tasks, None, "no field: no bound set");
+        assert_eq!(bound(Some(0)).unwrap().max_queued_tasks, Some(0), "0: no bound");
+        assert_eq!(bound(Some(900)).unwrap().max_queued_tasks, Some(900));
+        assert_eq!(
+            bound(Some(MAX_QUEUED_TASKS_LIMIT)).unwrap().max_queued_tasks,
+            Some(MAX_QUEUED_TASKS_LIMIT as u64)
+        );
+        assert_eq!(
+            bound(Some(-5)).unwrap_err().to_string(),
+            "spec.admission.maxQueuedTasks must not be negative (-5): 0 removes the farm's bound, no field \
+             leaves it as it is"
+        );
+        assert_eq!(
+            bound(Some(20_000_000)).unwrap_err().to_string(),
+            "spec.admission.maxQueuedTasks 20000000 is above 10000000: at up to 72 KiB a task, no ZooKeeper \
+             heap holds that many"
+        );
+        // The limit's arithmetic, with the product's own size of a task.
+        assert!(MAX_QUEUED_TASKS_LIMIT as u64 * taskfarm::admission::TASK_BYTES > 512 << 30);
+    }
+
+    #[test]
     fn names_and_labels_the_api_server_refuses_are_refused() {
         let long = "a".repeat(64);
         assert_eq!(
@@ -686,6 +732,14 @@ mod tests {
             ),
             (Box::new(|s| s.worker.slots = 0), InvalidSpec::Slots(0)),
             (Box::new(|s| s.worker.slots = 257), InvalidSpec::Slots(257)),
+            (
+                Box::new(|s| s.admission.max_queued_tasks = Some(-1)),
+                InvalidSpec::NegativeMaxQueuedTasks(-1),
+            ),
+            (
+                Box::new(|s| s.admission.max_queued_tasks = Some(MAX_QUEUED_TASKS_LIMIT + 1)),
+                InvalidSpec::MaxQueuedTasksTooLarge(MAX_QUEUED_TASKS_LIMIT + 1),
+            ),
             (
                 Box::new(|s| s.client_profile.task = "not json".into()),
                 InvalidSpec::Task,
