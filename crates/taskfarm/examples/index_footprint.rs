@@ -14,7 +14,11 @@ use taskfarm::protocol::TaskRecord;
 
 fn resident_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm");
     pages * 4096
 }
 
@@ -52,8 +56,18 @@ fn main() {
     let first = index.decide();
     let decided = started.elapsed();
     println!("queued tasks:            {n}");
-    println!("resident memory added:   {:.1} MiB", (after - before) as f64 / 1048576.0);
+    println!(
+        "resident memory added:   {:.1} MiB",
+        (after - before) as f64 / 1048576.0
+    );
     println!("per queued task:         {} bytes", (after - before) / n.max(1) as u64);
-    println!("observing, per task:     {:.2} µs", observed.as_secs_f64() * 1e6 / n.max(1) as f64);
-    println!("take-over + first decide: {:.3} ms ({} assignments)", decided.as_secs_f64() * 1e3, first.len());
+    println!(
+        "observing, per task:     {:.2} µs",
+        observed.as_secs_f64() * 1e6 / n.max(1) as f64
+    );
+    println!(
+        "take-over + first decide: {:.3} ms ({} assignments)",
+        decided.as_secs_f64() * 1e3,
+        first.len()
+    );
 }

@@ -383,7 +383,7 @@ async fn existing(session: &ZkSession, client_id: &str, task_path: &str, data_pa
     match timed(limit, session.client.get_data(task_path)).await {
         Ok((_, stat)) if stat.ephemeral_owner == session.session_id() => Ok(Existing::Ours),
         Ok((data, stat)) => {
-            let ours = TaskRecord::parse(&data).is_ok_and(|r| r.client == client_id);
+            let ours = TaskRecord::parse(&data).is_ok_and(|r| *r.client == *client_id);
             Ok(if stat.ephemeral_owner != 0 && ours {
                 Existing::Stale(task_path.to_string())
             } else {

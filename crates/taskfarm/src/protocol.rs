@@ -168,8 +168,9 @@ pub enum TaskState {
 ))]
 pub struct TaskRecord {
     /// The submitting client's id (informational; ownership is the znode's ephemeral owner).
+    // Shared: a master holding a deep backlog keeps one copy per client, not one per task.
     #[schemars(pattern(ID_PATTERN))]
-    pub client: String,
+    pub client: std::sync::Arc<str>,
     pub state: TaskState,
     /// How many times the task has been assigned (1 for the first run).
     #[serde(default)]
@@ -196,7 +197,7 @@ pub struct TaskRecord {
 impl TaskRecord {
     pub fn queued(client: &str, submitted_ms: u64) -> Self {
         Self {
-            client: client.to_string(),
+            client: client.into(),
             state: TaskState::Queued,
             attempt: 0,
             worker: None,

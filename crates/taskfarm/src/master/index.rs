@@ -11,6 +11,7 @@
 //! not seen yet.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use crate::protocol::{validate_id, Assignment, TaskRecord, TaskResult, TaskState};
 
@@ -93,12 +94,13 @@ pub struct Counts {
 pub struct Index {
     epoch: i64,
     max_attempts: u32,
-    tasks: HashMap<String, TaskObs>,
+    /// Task ids are shared by this map and the queue of pending tasks (one allocation each).
+    tasks: HashMap<Arc<str>, TaskObs>,
     workers: HashMap<String, WorkerObs>,
     task_claims: HashMap<String, i32>,
     worker_claims: HashMap<String, i32>,
     /// Candidates for assignment; may hold stale ids, re-checked when popped.
-    pending: VecDeque<String>,
+    pending: VecDeque<Arc<str>>,
     free: VecDeque<String>,
     touched_tasks: Vec<String>,
     touched_workers: Vec<String>,
@@ -136,6 +138,10 @@ pub struct Index {
     /// A standby's tasks that were not plainly queued when last observed (assigned, garbled,
     /// invalid ids): judged when it takes over (see [`Index::settle`]).
     review: HashSet<String>,
+    /// One copy of each client id the records name (a deep backlog comes from few clients),
+    /// pruned of ids no record holds once it has doubled since the last pruning.
+    clients: HashSet<Arc<str>>,
+    clients_pruned_at: usize,
 }
 
 /// How long an assignment may go without a commit before the master takes it back.
@@ -174,6 +180,8 @@ impl Index {
             queued_actions: Vec::new(),
             quarantined: HashSet::new(),
             review: HashSet::new(),
+            clients: HashSet::new(),
+            clients_pruned_at: 0,
         }
     }
 
@@ -190,12 +198,13 @@ impl Index {
         let mut due = Vec::new();
         let mut unstamped = Vec::new();
         for (t, obs) in &self.tasks {
+            let t: &str = t;
             let Ok(record) = &obs.record else { continue };
             if record.state != TaskState::Assigned || self.task_claims.contains_key(t) || self.retiring.contains(t) {
                 continue;
             }
             let Some(w) = record.worker.as_deref() else { continue };
-            let held = matches!(self.workers.get(w).map(|o| &o.assignment), Some(Ok(Some(a))) if a.task == *t);
+            let held = matches!(self.workers.get(w).map(|o| &o.assignment), Some(Ok(Some(a))) if a.task == t);
             if !held || self.worker_claims.contains_key(w) {
                 continue; // orphaned or in flux: the usual decisions handle it
             }
@@ -203,20 +212,20 @@ impl Index {
                 (Some(at), _) => at,
                 (None, Some(&seen)) => seen,
                 (None, None) => {
-                    unstamped.push(t.clone());
+                    unstamped.push(t.to_string());
                     continue;
                 }
             };
             let limit = record.timeout_ms.unwrap_or(deadlines.default_limit_ms) + deadlines.grace_ms;
             if now > assigned_at.saturating_add(limit) {
-                due.push((t.clone(), w.to_string(), limit));
+                due.push((t.to_string(), w.to_string(), limit));
             }
         }
         for t in unstamped {
             self.first_seen_assigned.insert(t, now);
         }
         for (t, w, limit) in due {
-            let obs = &self.tasks[&t];
+            let obs = &self.tasks[t.as_str()];
             let record = obs.record.as_ref().expect("checked above");
             let task_version = obs.version;
             self.task_claims.insert(t.clone(), task_version + 1);
@@ -275,13 +284,41 @@ impl Index {
         tasks: Vec<(String, TaskObs)>,
     ) -> Self {
         let mut index = Self::new(0, max_attempts);
-        let mut tasks = tasks;
-        tasks.sort_by_key(|(_, t)| t.created);
-        index.touched_tasks = tasks.iter().map(|(id, _)| id.clone()).collect();
-        index.workers.extend(workers);
-        index.tasks.extend(tasks);
-        index.settle();
+        for (id, obs) in workers {
+            index.scanned_worker(id, obs);
+        }
+        for (id, obs) in tasks {
+            index.scanned_task(&id, obs);
+        }
+        index.scan_done();
         index
+    }
+
+    /// One worker read by a scan (see [`Index::scan_done`]).
+    pub fn scanned_worker(&mut self, id: String, obs: WorkerObs) {
+        self.workers.insert(id, obs);
+    }
+
+    /// One task read by a scan, entered as read: a scan's reads are not observations in
+    /// any order, so nothing is judged until [`Index::scan_done`].
+    pub fn scanned_task(&mut self, id: &str, mut obs: TaskObs) {
+        self.share_client(&mut obs);
+        self.tasks.insert(Arc::from(id), obs);
+    }
+
+    /// Ends a scan: queues the plainly queued tasks in submission order (creation zxid) and
+    /// puts the others under review, as [`Index::settle`] does, without a copy of any id.
+    pub fn scan_done(&mut self) {
+        let mut order: Vec<(i64, Arc<str>)> = self.tasks.iter().map(|(id, t)| (t.created, id.clone())).collect();
+        order.sort_unstable();
+        for (_, id) in order {
+            let obs = &self.tasks[&id];
+            if matches!(&obs.record, Ok(r) if r.state == TaskState::Queued) && validate_id(&id).is_ok() {
+                self.pending.push_back(id);
+            } else {
+                self.review.insert(id.to_string());
+            }
+        }
     }
 
     /// A standby's bookkeeping after its observations (it never decides): a task observed
@@ -291,7 +328,7 @@ impl Index {
     /// the backlog.
     pub fn settle(&mut self) {
         for t in std::mem::take(&mut self.touched_tasks) {
-            let plainly_queued = match self.tasks.get(&t) {
+            let plainly_queued = match self.tasks.get(t.as_str()) {
                 None => {
                     self.review.remove(&t);
                     continue;
@@ -300,7 +337,7 @@ impl Index {
             };
             if plainly_queued {
                 self.review.remove(&t);
-                self.pending.push_back(t);
+                self.queue_back(&t);
             } else {
                 self.review.insert(t);
             }
@@ -335,7 +372,7 @@ impl Index {
         self.touched_workers = self.workers.keys().cloned().collect();
         self.touched_workers.sort_unstable();
         let mut review: Vec<String> = self.review.drain().collect();
-        review.sort_by_key(|t| self.tasks.get(t).map(|o| o.created));
+        review.sort_by_key(|t| self.tasks.get(t.as_str()).map(|o| o.created));
         self.touched_tasks.extend(review);
     }
 
@@ -343,7 +380,7 @@ impl Index {
     /// listing of ZooKeeper).
     pub fn ids(&self) -> (HashSet<&str>, HashSet<&str>) {
         (
-            self.tasks.keys().map(String::as_str).collect(),
+            self.tasks.keys().map(|id| &**id).collect(),
             self.workers.keys().map(String::as_str).collect(),
         )
     }
@@ -359,13 +396,17 @@ impl Index {
     /// A fresh observation of `/tasks/<id>` (`None`: it is gone).
     pub fn observe_task(&mut self, id: &str, obs: Option<TaskObs>) {
         let previous = match obs {
-            Some(obs) => {
+            Some(mut obs) => {
+                self.share_client(&mut obs);
                 if self.task_claims.get(id).is_some_and(|&v| obs.version >= v) {
                     self.task_claims.remove(id);
                 }
                 // Still there after its worker's commit? Then that was no commit: decide afresh.
                 self.retiring.remove(id);
-                self.tasks.insert(id.to_string(), obs)
+                match self.tasks.get_mut(id) {
+                    Some(entry) => Some(std::mem::replace(entry, obs)),
+                    None => self.tasks.insert(Arc::from(id), obs),
+                }
             }
             None => {
                 self.task_claims.remove(id);
@@ -562,7 +603,7 @@ impl Index {
         actions
     }
 
-    fn next_pending(&mut self) -> Option<String> {
+    fn next_pending(&mut self) -> Option<Arc<str>> {
         while let Some(t) = self.pending.pop_front() {
             if self.is_assignable(&t) {
                 return Some(t);
@@ -573,7 +614,7 @@ impl Index {
             if let Some(Ok(r)) = self.tasks.get(&t).map(|o| &o.record) {
                 if r.state == TaskState::Assigned && matches!(self.orphaned(&t), Orphan::Unknown) {
                     if let Some(w) = r.worker.clone() {
-                        self.waiting_on_worker.entry(w).or_default().push(t.clone());
+                        self.waiting_on_worker.entry(w).or_default().push(t.to_string());
                     }
                 }
             }
@@ -644,7 +685,7 @@ impl Index {
                     return;
                 }
                 if !self.holds(w, a) {
-                    let reason = match self.tasks.get(&a.task) {
+                    let reason = match self.tasks.get(a.task.as_str()) {
                         None => format!("task {} is gone", a.task),
                         Some(_) => format!("task {} is no longer assigned to it", a.task),
                     };
@@ -683,7 +724,7 @@ impl Index {
             }
         };
         match record.state {
-            TaskState::Queued => self.pending.push_back(t.to_string()),
+            TaskState::Queued => self.queue_back(t),
             // Committed: its record's deletion is the next thing we observe of it.
             TaskState::Assigned if self.retiring.contains(t) => {}
             TaskState::Assigned => match self.orphaned(t) {
@@ -714,14 +755,18 @@ impl Index {
                     });
                 }
                 // Retries go first: they have waited longest.
-                Orphan::Yes => self.pending.push_front(t.to_string()),
+                Orphan::Yes => {
+                    if let Some(id) = self.task_key(t) {
+                        self.pending.push_front(id);
+                    }
+                }
             },
         }
     }
 
     /// Whether `a` is the live assignment of task `a.task` to worker `w`.
     fn holds(&self, w: &str, a: &Assignment) -> bool {
-        self.tasks.get(&a.task).is_some_and(|t| {
+        self.tasks.get(a.task.as_str()).is_some_and(|t| {
             t.version == a.task_version
                 && matches!(&t.record, Ok(r) if r.state == TaskState::Assigned && r.worker.as_deref() == Some(w))
         })
@@ -741,6 +786,32 @@ impl Index {
         match self.workers.get(w).map(|o| &o.assignment) {
             Some(Ok(Some(a))) if a.task == t => Orphan::No,
             _ => Orphan::Yes,
+        }
+    }
+
+    /// Makes the record name its client through the index's one copy of that id.
+    fn share_client(&mut self, obs: &mut TaskObs) {
+        let Ok(record) = &mut obs.record else { return };
+        match self.clients.get(&*record.client) {
+            Some(shared) => record.client = shared.clone(),
+            None => {
+                if self.clients.len() >= 2 * self.clients_pruned_at + 64 {
+                    self.clients.retain(|c| Arc::strong_count(c) > 1);
+                    self.clients_pruned_at = self.clients.len();
+                }
+                self.clients.insert(record.client.clone());
+            }
+        }
+    }
+
+    /// The map's own handle on a task id (shared, not copied, by the queue).
+    fn task_key(&self, t: &str) -> Option<Arc<str>> {
+        self.tasks.get_key_value(t).map(|(id, _)| id.clone())
+    }
+
+    fn queue_back(&mut self, t: &str) {
+        if let Some(id) = self.task_key(t) {
+            self.pending.push_back(id);
         }
     }
 
@@ -788,8 +859,8 @@ impl Index {
         }
         for (id, t) in &self.tasks {
             match &t.record {
-                Ok(r) if r.state == TaskState::Queued && !self.task_claims.contains_key(id) => c.pending += 1,
-                Ok(_) if !self.retiring.contains(id) => c.running += 1,
+                Ok(r) if r.state == TaskState::Queued && !self.task_claims.contains_key(&**id) => c.pending += 1,
+                Ok(_) if !self.retiring.contains(&**id) => c.running += 1,
                 _ => {}
             }
         }
@@ -930,7 +1001,7 @@ mod tests {
         standby.settle();
         assert!(standby.touched_tasks.is_empty());
         assert_eq!(
-            standby.pending,
+            standby.pending.iter().map(|t| &**t).collect::<Vec<_>>(),
             ["t2", "t3", "t4"],
             "gone tasks leave the queue's front"
         );

@@ -151,7 +151,9 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
             metrics.leaderships.inc();
             // Off the path to the first assignment: a failure is logged, the farm keeps its bound.
             let (config, admission) = (session.config.clone(), args.admission.clone());
-            tokio::spawn(async move { crate::admission::apply_as_leader(&config, &admission).await }.instrument(span.clone()));
+            tokio::spawn(
+                async move { crate::admission::apply_as_leader(&config, &admission).await }.instrument(span.clone()),
+            );
             let mut leader = Leader::new(session, id, epoch, candidate, args);
             let led = leader
                 .lead(&mut rx, &mut events, standby.take())

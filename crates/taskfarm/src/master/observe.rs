@@ -95,19 +95,19 @@ pub(super) fn read(session: &ZkSession, kind: Kind, id: String) -> futures::futu
 pub(super) async fn scan(session: &ZkSession, max_attempts: u32) -> anyhow::Result<Index> {
     let limit = session.request_timeout() * 4;
     let started = std::time::Instant::now();
-    let workers = read_all(session, paths::WORKERS, limit).await?;
-    let tasks = read_all(session, paths::TASKS, limit).await?;
-    let workers: Vec<_> = workers
-        .into_iter()
-        .map(|(id, data, stat)| (id, worker_obs(&data, &stat)))
-        .collect();
-    let tasks: Vec<_> = tasks
-        .into_iter()
-        .map(|(id, data, stat)| (id, task_obs(&data, &stat)))
-        .collect();
+    let mut index = Index::new(0, max_attempts);
+    let workers = read_all(session, paths::WORKERS, limit, |id, data, stat| {
+        index.scanned_worker(id, worker_obs(&data, &stat))
+    })
+    .await?;
+    let tasks = read_all(session, paths::TASKS, limit, |id, data, stat| {
+        index.scanned_task(&id, task_obs(&data, &stat))
+    })
+    .await?;
+    index.scan_done();
     tracing::info!(
-        workers = workers.len(),
-        tasks = tasks.len(),
+        workers,
+        tasks,
         scan_ms = started.elapsed().as_millis() as u64,
         "scanned ZooKeeper"
     );
@@ -116,7 +116,7 @@ pub(super) async fn scan(session: &ZkSession, max_attempts: u32) -> anyhow::Resu
         .scan_duration
         .observe(started.elapsed().as_secs_f64());
     crate::health::beat();
-    Ok(Index::from_observations(max_attempts, workers, tasks))
+    Ok(index)
 }
 
 /// The names of the children of `/tasks` and of `/workers` (no data).
@@ -127,29 +127,43 @@ pub(super) async fn list(session: &ZkSession) -> Result<(Vec<String>, Vec<String
     Ok((timed(limit, tasks).await?, timed(limit, workers).await?))
 }
 
+/// Reads every child of `parent`, handing each to `found` as its reply comes; returns how many.
+/// Reads are pipelined through a window: a round trip's latency per window, not per node, and
+/// no more replies held at once than the window (a deep backlog's scan would otherwise hold
+/// every reply, and leave the process that much bigger).
 async fn read_all(
     session: &ZkSession,
     parent: &str,
     limit: Duration,
-) -> anyhow::Result<Vec<(String, Vec<u8>, zookeeper_client::Stat)>> {
+    mut found: impl FnMut(String, Vec<u8>, zookeeper_client::Stat),
+) -> anyhow::Result<usize> {
+    const WINDOW: usize = 1_000;
     let client = &session.client;
     let children = timed(limit, client.list_children(parent))
         .await
         .with_context(|| format!("listing {parent}"))?;
-    // Send every read before awaiting any: one round trip's latency for the whole tree.
-    let requests: Vec<_> = children
-        .iter()
-        .map(|c| client.get_data(&format!("{parent}/{c}")))
-        .collect();
-    let mut out = Vec::with_capacity(children.len());
-    for (child, request) in children.into_iter().zip(requests) {
+    let mut count = 0;
+    let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
+    let mut next = children.into_iter();
+    loop {
+        while in_flight.len() < WINDOW {
+            let Some(child) = next.next() else { break };
+            let request = client.get_data(&format!("{parent}/{child}"));
+            in_flight.push_back((child, request));
+        }
+        let Some((child, request)) = in_flight.pop_front() else {
+            break;
+        };
         match timed(limit, request).await {
-            Ok((data, stat)) => out.push((child, data, stat)),
+            Ok((data, stat)) => {
+                found(child, data, stat);
+                count += 1;
+            }
             Err(ZkError::NoNode) => {}
             Err(e) => return Err(e).with_context(|| format!("reading {parent}/{child}")),
         }
     }
-    Ok(out)
+    Ok(count)
 }
 
 fn task_obs(data: &[u8], stat: &zookeeper_client::Stat) -> TaskObs {
