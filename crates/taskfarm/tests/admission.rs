@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{shared_standalone, wait_data, zk_options, Farm, LIMIT};
+use common::{shared_standalone, wait_data, zk_options, Farm};
 use taskfarm::admission::{self, Bound};
 use taskfarm::zk::ZkSession;
 use taskfarm_harness::ZkCluster;
@@ -47,19 +47,6 @@ async fn children(s: &ZkSession, path: &str) -> Vec<String> {
     let mut c = s.client.list_children(path).await.unwrap();
     c.sort();
     c
-}
-
-/// Waits until the role's log contains `needle`. The roles offer no event for a refused
-/// submission (it changes nothing in ZooKeeper), so this polls the log file.
-async fn wait_log(p: &common::Proc, needle: &str) {
-    let wait = async {
-        while !p.log().contains(needle) {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    if tokio::time::timeout(LIMIT, wait).await.is_err() {
-        panic!("no {needle:?} in the log within {LIMIT:?}:\n{}", p.log());
-    }
 }
 
 /// Waits until the task's payload znode holds its result (version 1).
@@ -139,7 +126,7 @@ async fn submit_over_the_bound_says_farm_full_and_creates_nothing_or_waits_when_
         "submit-wait",
         &["submit", "--when-full", "wait", r#"{"kind":"echo","message":"waited"}"#],
     );
-    wait_log(&waiting, "farm full").await;
+    waiting.wait_log("farm full").await;
     let _master = farm.master("m1");
     let _worker = farm.worker("w1");
     wait_result(&s, "held").await;
@@ -164,7 +151,7 @@ async fn a_client_over_the_bound_waits_and_delivers_every_result_once() {
     }
     // The farm holds two uncollected results: the client can submit nothing yet.
     let mut client = farm.client("c1", 10, 4, r#"{"kind":"echo","message":"m"}"#);
-    wait_log(&client, "farm full").await;
+    client.wait_log("farm full").await;
     assert_eq!(children(&s, "/data").await, ["a", "b"]);
     assert!(farm.results("c1").is_empty());
     // Collecting them makes room; the client carries on with the same task ids.

@@ -196,6 +196,36 @@ async fn the_backup_takes_over_when_the_leader_dies_between_assignments() {
     }
 }
 
+/// A backup master keeps its index warm while it waits: when the leader goes, it leads from
+/// that index (no scan of the queue) and the work goes on, each task delivered once.
+#[tokio::test]
+async fn a_warm_standby_leads_from_its_index_without_scanning() {
+    let farm = Farm::new(&shared_standalone().connect_string(), "warm", Duration::from_secs(2));
+    let observer = farm.observer().await;
+    // A queue before any master: all 400 tasks submitted at once, nobody to run them yet.
+    let mut client = farm.client("c", 400, 400, r#"{"kind":"sleep","ms":2}"#);
+    wait_children(&observer, "/tasks", "the queue", |c| (c.len() == 400).then_some(())).await;
+    let m1 = farm.master("m1");
+    m1.wait_log("became leader").await;
+    let m2 = farm.master("m2");
+    m2.wait_log("standby warm").await;
+    let _workers = [farm.worker("w1"), farm.worker("w2")];
+    completed_at_least(&farm, 50).await;
+    m1.signal(Signal::SIGTERM);
+    m2.wait_log("leading from the warm index").await;
+    let summary = client.json_summary().await;
+    assert_eq!(summary["completed"], 400, "{summary}");
+    assert_exactly_once(&farm, "c", 400);
+    let log = m2.log();
+    let scans_after_leading = log
+        .lines()
+        .skip_while(|l| !l.contains("became leader"))
+        .filter(|l| l.contains("scanned ZooKeeper"))
+        .count();
+    assert_eq!(scans_after_leading, 0, "m2 led without a scan:\n{log}");
+    assert_clean(&farm).await;
+}
+
 #[tokio::test]
 async fn a_leader_frozen_past_its_session_is_fenced_and_nothing_is_done_twice() {
     let farm = Farm::new(&shared_standalone().connect_string(), "lagm", Duration::from_secs(2));

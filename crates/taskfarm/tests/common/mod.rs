@@ -239,6 +239,18 @@ impl Proc {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
+
+    /// Waits until the process's log holds `needle` (woken by each write to it, not polled).
+    pub async fn wait_log(&self, needle: &str) {
+        let appends = taskfarm_harness::Appends::watch([self.log_path.as_path()]).unwrap();
+        if appends
+            .first(LIMIT, || self.log().contains(needle).then_some(()))
+            .await
+            .is_none()
+        {
+            panic!("no {needle:?} in the log within {LIMIT:?}:\n{}", self.log());
+        }
+    }
 }
 
 fn wait_pid(pid: u32) -> ExitStatus {
