@@ -190,3 +190,23 @@ async fn an_ensemble_enforces_the_bound_too() {
         })
     ));
 }
+
+/// Kubernetes sets the bound on the masters (`TASKFARM_MAX_QUEUED_TASKS`): each new leader
+/// applies it, so no `zk init` is needed.
+#[tokio::test]
+async fn a_new_leader_applies_its_configured_bound() {
+    let farm = Farm::new(
+        &shared_standalone().connect_string(),
+        "leadbound",
+        Duration::from_secs(10),
+    );
+    let master = farm.spawn("m1", &["master", "--id", "m1", "--max-queued-tasks", "7"]);
+    master.wait_log("became leader").await;
+    let root = farm.config().with_chroot("/").unwrap().connect().await.unwrap();
+    let limits = format!("/zookeeper/quota{}/data/zookeeper_limits", farm.chroot);
+    let data = wait_data(&root, &limits, "the leader's bound", |d| d.map(<[u8]>::to_vec)).await;
+    assert_eq!(
+        String::from_utf8(data).unwrap(),
+        "count=-1,bytes=-1,countHardLimit=8,byteHardLimit=516096"
+    );
+}

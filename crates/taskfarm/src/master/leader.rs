@@ -85,10 +85,14 @@ impl<'a> Leader<'a> {
     ) -> anyhow::Result<&'static str> {
         // The watches exist before the scan (or the standby's): no change can fall between.
         self.status = self.initial_status().await;
-        let (mut index, mut reads, mut check) = match self.warm_index(warm).await {
-            Some((index, reads)) => (index, reads, Some(Box::pin(observe::list(self.session)))),
-            None => (self.scan().await?, Reads::new(), None),
+        let (mut index, mut reads, mut ticks_to_check) = match self.warm_index(warm).await {
+            Some((index, reads)) => (index, reads, 2),
+            None => (self.scan().await?, Reads::new(), 0),
         };
+        // The check of a warm index lists both trees: with a deep queue, a reply of megabytes
+        // that would hold up the first assignments behind it. It starts at the second status
+        // tick (the first is at once), one interval after the take-over.
+        let mut check = None;
         let mut writes = FuturesUnordered::new();
         let mut own_writes = OwnWrites::new();
         let mut status_tick = tokio::time::interval(self.args.status_interval);
@@ -99,7 +103,7 @@ impl<'a> Leader<'a> {
                 // watches themselves were renewed by PersistentWatch on reconnection.
                 reads = Reads::new();
                 own_writes.clear();
-                check = None;
+                (check, ticks_to_check) = (None, 0);
                 let completed = index.completed();
                 index = self.scan().await?;
                 self.status.completed_total += completed;
@@ -172,6 +176,12 @@ impl<'a> Leader<'a> {
                     }
                 }
                 _ = status_tick.tick() => {
+                    if ticks_to_check > 0 {
+                        ticks_to_check -= 1;
+                        if ticks_to_check == 0 {
+                            check = Some(Box::pin(observe::list(self.session)));
+                        }
+                    }
                     for worker in index.tick() {
                         reads.push_back(observe::read(self.session, Kind::Worker, worker));
                     }

@@ -149,11 +149,14 @@ async fn master_session(session: &ZkSession, id: &str, args: &MasterArgs) -> any
             metrics.leading.set(1);
             metrics.epoch.set(epoch);
             metrics.leaderships.inc();
-            // Off the path to the first assignment: a failure is logged, the farm keeps its bound.
+            // Off the path to the first assignments (it opens a session of its own): a second
+            // later, in the background; a failure is logged, the farm keeps its bound.
             let (config, admission) = (session.config.clone(), args.admission.clone());
-            tokio::spawn(
-                async move { crate::admission::apply_as_leader(&config, &admission).await }.instrument(span.clone()),
-            );
+            let apply = async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                crate::admission::apply_as_leader(&config, &admission).await
+            };
+            tokio::spawn(apply.instrument(span.clone()));
             let mut leader = Leader::new(session, id, epoch, candidate, args);
             let led = leader
                 .lead(&mut rx, &mut events, standby.take())
