@@ -556,9 +556,35 @@ pub async fn run(
     let id = args.id.clone().unwrap_or_else(|| random_id("client"));
     validate_client_id(&id)?;
     let span = tracing::info_span!("client", client = %id);
+    let limit = max_in_flight(&config.chroot, id.len() + TASK_NUMBER_SUFFIX);
+    if args.concurrency > limit {
+        span.in_scope(|| {
+            tracing::warn!(
+                requested = args.concurrency,
+                limit,
+                "--concurrency lowered: the session's tasks must stay within what ZooKeeper can remove in one transaction when the session ends"
+            )
+        });
+        args.concurrency = limit;
+    }
     drive(config, args, id, Arc::new(workload), shutdown)
         .instrument(span)
         .await
+}
+
+/// What a task id adds to its client id: `-<8 digits>`.
+const TASK_NUMBER_SUFFIX: usize = 9;
+
+/// The most tasks one session may hold at once. When a session ends, ZooKeeper removes its
+/// ephemeral znodes in one transaction naming every path, and a follower refuses a transaction
+/// over 2 × jute.maxbuffer (2,097,150 bytes by default): the ensemble then loses its quorum and
+/// cannot load its own log again (ZOOKEEPER-4306; measured in docs/bench/zk-queue-limits.md).
+/// A task is two paths, `<chroot>/tasks/<id>` and `<chroot>/data/<id>`, about
+/// 21 + 2 × (chroot + id) bytes of that transaction; the budget is 1,000,000 bytes, under half.
+pub fn max_in_flight(chroot: &str, task_id_len: usize) -> u64 {
+    const BUDGET: usize = 1_000_000;
+    let chroot = if chroot == "/" { 0 } else { chroot.len() };
+    (BUDGET / (21 + 2 * chroot + 2 * task_id_len)) as u64
 }
 
 /// A client id must leave room for the task ids made from it (`<client>-<8 digits>`).
@@ -959,6 +985,19 @@ mod tests {
         assert!(validate_client_id(&"c".repeat(119)).is_ok());
         let e = validate_client_id(&"c".repeat(120)).unwrap_err();
         assert!(e.to_string().contains("at most 119"), "{e}");
+    }
+
+    /// ZOOKEEPER-4306: a session of 10,000 tasks with 116-character task ids took a
+    /// 3-server ensemble down when it closed (a 2.6 MB transaction); 30,000 default ones too.
+    #[test]
+    fn a_session_holds_no_more_tasks_than_zookeeper_can_remove_at_its_end() {
+        // Random client ids (task ids of 24 characters), no chroot: the cap of 10,000 stands.
+        assert_eq!(max_in_flight("/", 24), 14_492);
+        // The longest ids allowed (128-character task ids), under a chroot.
+        assert_eq!(max_in_flight("/farm", 128), 3_484);
+        let session_end_txn = |n: u64, chroot: usize, id: usize| n as usize * (21 + 2 * chroot + 2 * id);
+        assert!(session_end_txn(max_in_flight("/farm", 128), 5, 128) <= 1_000_000);
+        assert!(session_end_txn(10_000, 5, 128) > 2_097_150, "what the cap prevents");
     }
 
     #[test]

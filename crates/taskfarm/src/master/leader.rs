@@ -84,8 +84,10 @@ impl<'a> Leader<'a> {
         warm: Option<Warm>,
     ) -> anyhow::Result<&'static str> {
         // The watches exist before the scan (or the standby's): no change can fall between.
-        self.status = self.initial_status().await;
-        let (mut index, mut reads, mut ticks_to_check) = match self.warm_index(warm).await {
+        // The previous status and the warm index's catch-up reads go out together.
+        let (status, warm) = tokio::join!(self.initial_status(), self.warm_index(warm));
+        self.status = status;
+        let (mut index, mut reads, mut ticks_to_check) = match warm {
             Some((index, reads)) => (index, reads, 2),
             None => (self.scan().await?, Reads::new(), 0),
         };
