@@ -31,9 +31,17 @@ pub struct BenchArgs {
     /// Session timeout of the farm's roles (a SIGKILLed leader is replaced after about this).
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub farm_session_timeout: Duration,
-    /// Parts to run (default all): ceiling, throughput, failover, backlog.
+    /// Parts to run (default: ceiling, throughput, failover, backlog). `scaling` (issue 15: the
+    /// farm against backlogs of 100 to 100,000 queued tasks) runs only when named here, and on
+    /// one server unless --zk-servers says otherwise.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub only: Option<Vec<Part>>,
+    /// Backlog sizes of the scaling part (default 100,1000,10000,100000; --quick: 100,1000,10000).
+    #[arg(long, value_delimiter = ',')]
+    pub backlogs: Option<Vec<u64>>,
+    /// Where to draw the scaling chart (SVG; default: the run directory, or beside --replot's JSON).
+    #[arg(long)]
+    pub scaling_plot: Option<PathBuf>,
     /// Measure nothing: redraw the chart (--plot) and reprint the tables from an earlier --json file.
     #[arg(long, value_name = "JSON")]
     pub replot: Option<PathBuf>,
@@ -49,6 +57,15 @@ pub enum Part {
     Throughput,
     Failover,
     Backlog,
+    /// Not part of the default run: it takes minutes (6 here; under 2 with --quick).
+    Scaling,
+}
+
+impl Part {
+    /// What a run without `--only` runs.
+    pub fn defaults() -> Vec<Part> {
+        vec![Part::Ceiling, Part::Throughput, Part::Failover, Part::Backlog]
+    }
 }
 
 fn parse_servers(s: &str) -> Result<usize, String> {
@@ -75,6 +92,14 @@ pub(super) struct Plan {
     pub backlog_workers: usize,
     pub session_timeout: Duration,
     pub force_sync: bool,
+    /// The scaling part: backlog sizes, smallest first (the base the others are judged against).
+    pub scaling_backlogs: Vec<u64>,
+    /// Results before the scaling window opens, and results in it.
+    pub scaling_warmup: u64,
+    pub scaling_measured: u64,
+    pub scaling_sigterm_trials: u32,
+    pub scaling_sigkill_trials: u32,
+    pub scaling_workers: usize,
     parts: Vec<Part>,
 }
 
@@ -103,12 +128,35 @@ impl Plan {
             backlog_workers: 4,
             session_timeout: args.farm_session_timeout,
             force_sync: !args.no_force_sync,
-            parts: args.only.clone().unwrap_or_else(|| Part::value_variants().to_vec()),
+            scaling_backlogs: {
+                let mut b = args.backlogs.clone().unwrap_or_else(|| {
+                    if q {
+                        vec![100, 1_000, 10_000]
+                    } else {
+                        vec![100, 1_000, 10_000, 100_000]
+                    }
+                });
+                b.retain(|&n| n > 0);
+                b.sort_unstable();
+                b.dedup();
+                b
+            },
+            scaling_warmup: if q { 200 } else { 1_000 },
+            scaling_measured: if q { 1_000 } else { 4_000 },
+            scaling_sigterm_trials: if q { 3 } else { 10 },
+            scaling_sigkill_trials: if q { 1 } else { 3 },
+            scaling_workers: 4,
+            parts: args.only.clone().unwrap_or_else(Part::defaults),
         }
     }
 
     /// Whether `--only` (or its default, everything) includes `part`.
     pub fn runs(&self, part: Part) -> bool {
         self.parts.contains(&part)
+    }
+
+    /// Whether scaling is all this run does (it then needs one server only).
+    pub fn only_scaling(&self) -> bool {
+        self.parts.iter().all(|&p| p == Part::Scaling)
     }
 }

@@ -44,7 +44,8 @@ pub(super) async fn backlog(
     // A session of its own, closed before the drain: its watch must not cost ZooKeeper
     // anything while the drain is measured.
     let watcher = farm.observer().await?;
-    let filled = fill(&mut farm, &watcher, queued + measured, queued, progress).await;
+    let client = [("c".to_string(), noop_client_args(queued + measured, queued).to_vec())];
+    let filled = fill(&mut farm, &watcher, &client, queued, progress).await;
     watcher.close().await;
     filled?;
 
@@ -91,19 +92,21 @@ pub(super) async fn backlog(
     })
 }
 
-/// Starts the client of `total` tasks, `queued` in flight, and waits until `queued` tasks wait
-/// in `/tasks`, reading its child count (a stat, not a listing of thousands of names) after
-/// each change a watch on it reports.
-async fn fill(
+/// Starts the clients (name, arguments) and waits until `queued` tasks wait in `/tasks`, reading
+/// its child count (a stat, not a listing of thousands of names) after each change a watch on
+/// it reports.
+pub(super) async fn fill(
     farm: &mut LocalFarm,
     watcher: &ZkSession,
-    total: u64,
+    clients: &[(String, Vec<String>)],
     queued: u64,
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    // Watching before the client starts: no change can come unseen.
+    // Watching before the clients start: no change can come unseen.
     let mut tasks = PersistentWatch::node(&watcher.client, paths::TASKS).await?;
-    farm.spawn(Role::Client, "c", &noop_client_args(total, queued))?;
+    for (name, args) in clients {
+        farm.spawn(Role::Client, name, args)?;
+    }
     let limit = Duration::from_secs(300);
     let mut n = 0;
     let filled = taskfarm::waits::within(limit, "the backlog to fill", async {
@@ -118,8 +121,8 @@ async fn fill(
                 return Ok(());
             }
             // A dead client's tasks go with its session: that change comes as an event too.
-            if !farm.is_running("c") {
-                bail!("the client exited");
+            if let Some((name, _)) = clients.iter().find(|(name, _)| !farm.is_running(name)) {
+                bail!("client {name} exited");
             }
             let ended = |e: WatchedEvent| e.event_type == EventType::Session && is_terminal(e.session_state);
             let mut end = ended(tasks.next().await);

@@ -16,11 +16,12 @@ use super::args::Plan;
 use super::progress::Progress;
 use super::report::Failover;
 use super::stats::{self, Quantiles};
-use super::tail::{Appends, LogTail};
+use super::tail::LogTail;
 use super::waits;
 use crate::farm::{LocalFarm, Role};
+use taskfarm_harness::Appends;
 
-const MASTERS: [&str; 2] = ["m1", "m2"];
+pub(super) const MASTERS: [&str; 2] = ["m1", "m2"];
 
 /// A light stream of short tasks (one at a time, two workers) means that whenever a new leader
 /// takes over, a task is queued or about to be and a worker is free: the figure is the
@@ -91,13 +92,13 @@ pub(super) async fn failover(
 }
 
 /// The masters' logs, read as they grow.
-struct MasterLogs {
-    tails: BTreeMap<String, LogTail>,
-    appends: Appends,
+pub(super) struct MasterLogs {
+    pub tails: BTreeMap<String, LogTail>,
+    pub appends: Appends,
 }
 
 impl MasterLogs {
-    fn new(farm: &LocalFarm) -> anyhow::Result<Self> {
+    pub fn new(farm: &LocalFarm) -> anyhow::Result<Self> {
         let tails: BTreeMap<String, LogTail> = MASTERS
             .iter()
             .map(|m| (m.to_string(), LogTail::new(farm.log_path(m))))
@@ -107,7 +108,7 @@ impl MasterLogs {
     }
 
     /// Skips what the logs hold so far.
-    fn skip(&mut self) {
+    pub fn skip(&mut self) {
         for t in self.tails.values_mut() {
             t.lines();
         }
@@ -232,12 +233,12 @@ async fn worker_kill(
     waits::children(obs, paths::WORKERS, "the workers to come back", |n| n >= 2).await
 }
 
-fn epoch_ms() -> f64 {
+pub(super) fn epoch_ms() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-fn log_ms(v: &serde_json::Value) -> Option<f64> {
+pub(super) fn log_ms(v: &serde_json::Value) -> Option<f64> {
     stats::parse_utc_timestamp_ms(v["timestamp"].as_str()?)
 }

@@ -6,7 +6,8 @@
 //! JSON logs (timestamps of `assigned`), ZooKeeper's `srvr` zxid and `/proc`.
 //!
 //! This module runs the parts in turn on 1 and/or 3 servers and writes the report. Each part is
-//! a module of its own (`ceiling`, `throughput`, `failover`, `backlog`), as is what they share:
+//! a module of its own (`ceiling`, `throughput`, `failover`, `backlog`, and `scaling`, which runs
+//! only when asked for with `--only`), as is what they share:
 //! the command line (`args`), the progress line (`progress`), the waits for a farm to be ready
 //! (`waits`), the roles' files read as they grow (`tail`) and the processes sampled from
 //! outside (`sampling`); the figures' pure helpers are in [`stats`], the report in [`report`].
@@ -19,6 +20,7 @@ mod plot;
 mod progress;
 pub mod report;
 mod sampling;
+mod scaling;
 pub mod stats;
 mod tail;
 mod throughput;
@@ -72,6 +74,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let server_counts = match args.zk_servers {
         Some(n) => vec![n],
+        // The scaling part alone runs on one server unless told otherwise.
+        None if plan.only_scaling() => vec![1],
         None => vec![1, 3],
     };
     for n in server_counts {
@@ -83,13 +87,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     progress.finish();
     let plot = args.plot.clone().unwrap_or_else(|| run_dir.join("throughput.svg"));
-    if let Some(parent) = plot.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    plot::throughput_svg(&report.runs, &plot)?;
+    let scaling_plot = args.scaling_plot.clone().unwrap_or_else(|| run_dir.join("scaling.svg"));
+    let charts = draw_charts(&report, &plot, &scaling_plot)?;
     let md = report::render_markdown(&report);
     print!("{md}");
-    println!("Chart: {}", plot.display());
+    for c in charts {
+        println!("Chart: {}", c.display());
+    }
     if let Some(path) = &args.markdown {
         std::fs::write(path, &md).with_context(|| format!("writing {}", path.display()))?;
     }
@@ -106,10 +110,41 @@ fn replot(json: &Path, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(json).with_context(|| format!("reading {}", json.display()))?;
     let report: Report = serde_json::from_str(&text).with_context(|| format!("parsing {}", json.display()))?;
     let plot = args.plot.clone().unwrap_or_else(|| json.with_extension("svg"));
-    plot::throughput_svg(&report.runs, &plot)?;
+    let scaling_plot = args
+        .scaling_plot
+        .clone()
+        .unwrap_or_else(|| json.with_extension("scaling.svg"));
+    let charts = draw_charts(&report, &plot, &scaling_plot)?;
     print!("{}", report::render_markdown(&report));
-    println!("Chart: {}", plot.display());
+    for c in charts {
+        println!("Chart: {}", c.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Draws the charts the report has figures for; returns where.
+fn draw_charts(report: &Report, throughput: &Path, scaling: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut drawn = Vec::new();
+    let has_points = report.runs.iter().any(|r| !r.points.is_empty());
+    let has_scaling = report.runs.iter().any(|r| !r.scaling.rows.is_empty());
+    for (path, wanted, is_scaling) in [
+        (throughput, has_points || !has_scaling, false),
+        (scaling, has_scaling, true),
+    ] {
+        if !wanted {
+            continue;
+        }
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        if is_scaling {
+            plot::scaling_svg(&report.runs, path)?;
+        } else {
+            plot::throughput_svg(&report.runs, path)?;
+        }
+        drawn.push(path.to_path_buf());
+    }
+    Ok(drawn)
 }
 
 /// Every part of the plan on `n` ZooKeeper servers of their own.
@@ -167,6 +202,9 @@ async fn bench_servers(
         ));
         r.backlog.push(b);
     }
+    if plan.runs(Part::Scaling) {
+        r.scaling = scaling::scaling(&zk, plan, &dir.join("scaling"), binary, progress).await?;
+    }
     r.evaluate();
     for t in &r.targets {
         progress.note(format!(
@@ -195,11 +233,15 @@ fn start_servers(n: usize, plan: &Plan, dir: &Path) -> anyhow::Result<ZkCluster>
         max_session_ticks: 200,
         force_sync: plan.force_sync,
         base_dir: Some(dir.join("zookeeper")),
-        heap_mb: 512,
+        // 100,000 queued tasks are 200,000 znodes and 100,000 watches: room to hold them
+        // without the collector running all the time.
+        heap_mb: if plan.runs(Part::Scaling) { 2048 } else { 512 },
         // Measure ZooKeeper as it runs in production, not as the tests start it.
         full_jit: true,
         // No per-host limit: every client of the bench connects from this one host.
         max_client_connections: 0,
+        // Anything the harness adds later (e.g. `enforce_quota`) as the harness sets it.
+        ..ZkOptions::default()
     };
     tokio::task::block_in_place(|| {
         if n == 1 {

@@ -1,4 +1,5 @@
-//! The throughput-against-workers chart, drawn by the bench itself (SVG, plotters).
+//! The charts the bench draws itself (SVG, plotters): throughput against workers, and the
+//! scaling part against the backlog.
 
 use std::path::Path;
 
@@ -89,4 +90,271 @@ fn dashed(from: f64, to: f64, n: usize) -> Vec<(f64, f64)> {
             (s, s + step * 0.6)
         })
         .collect()
+}
+
+/// The scaling part against the backlog (log axis): throughput, failover latency and the
+/// masters' memory, each with its issue 15 target drawn in (dashed).
+pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
+    let runs: Vec<&ServersReport> = runs.iter().filter(|r| !r.scaling.rows.is_empty()).collect();
+    let sizes = || runs.iter().flat_map(|r| r.scaling.rows.iter().map(|x| x.queued as f64));
+    let x_lo = sizes().fold(f64::INFINITY, f64::min).min(100.0) / 1.6;
+    let x_hi = sizes().fold(1.0, f64::max) * 1.6;
+    let root = SVGBackend::new(path, (1500, 520)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root
+        .titled(
+            "taskfarm: scaling with the backlog (4 workers, no-op tasks)",
+            ("sans-serif", 22),
+        )
+        .map_err(|e| err(&e))?;
+    let panels = root.split_evenly((1, 3));
+    let name = |r: &ServersReport| format!("{} server{}", r.servers, if r.servers == 1 { "" } else { "s" });
+    let x_fmt = |x: &f64| {
+        if *x >= 1_000.0 {
+            format!("{:.0}k", x / 1_000.0)
+        } else {
+            format!("{x:.0}")
+        }
+    };
+
+    // 1. Throughput, with 90 % of the smallest backlog's.
+    let top = runs
+        .iter()
+        .flat_map(|r| r.scaling.rows.iter().map(|x| x.tasks_per_s))
+        .fold(1.0f64, f64::max)
+        * 1.25;
+    let mut chart = ChartBuilder::on(&panels[0])
+        .caption("drain throughput", ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0f64..top)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("tasks queued")
+        .y_desc("tasks/s")
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, r) in runs.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let pts: Vec<(f64, f64)> = r
+            .scaling
+            .rows
+            .iter()
+            .map(|x| (x.queued as f64, x.tasks_per_s))
+            .collect();
+        series(&mut chart, &pts, colour, format!("{}: tasks/s", name(r)))?;
+        let goal = r.scaling.rows.first().map_or(0.0, |b| b.tasks_per_s * 0.9);
+        dashes(
+            &mut chart,
+            x_lo,
+            x_hi,
+            |_| goal,
+            colour,
+            format!("{}: 90 % of the base", name(r)),
+        )?;
+    }
+    legend(&mut chart, SeriesLabelPosition::LowerLeft)?;
+
+    // 2. Failover: SIGTERM p50 and max, SIGKILL max, against their limits (log axis).
+    let values = || {
+        runs.iter().flat_map(|r| {
+            r.scaling
+                .rows
+                .iter()
+                .flat_map(|x| [x.sigterm_ms.p50, x.sigterm_ms.max, x.sigkill_ms.max])
+                .chain([r.scaling.session_timeout_ms as f64 + 500.0])
+        })
+    };
+    let y_lo = values().filter(|&v| v > 0.0).fold(50.0, f64::min) / 2.0;
+    let y_hi = values().fold(100.0, f64::max) * 2.0;
+    let mut chart = ChartBuilder::on(&panels[1])
+        .caption("leader kill -> new leader's first assignment", ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo.max(0.1)..y_hi).log_scale())
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("tasks queued")
+        .y_desc("ms")
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, r) in runs.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let rows = &r.scaling.rows;
+        let pick = |f: fn(&super::report::ScalingRow) -> f64| -> Vec<(f64, f64)> {
+            rows.iter()
+                .map(|x| (x.queued as f64, f(x)))
+                .filter(|p| p.1 > 0.0)
+                .collect()
+        };
+        series(
+            &mut chart,
+            &pick(|x| x.sigterm_ms.p50),
+            colour,
+            format!("{}: SIGTERM p50", name(r)),
+        )?;
+        let max = pick(|x| x.sigterm_ms.max);
+        chart
+            .draw_series(max.iter().map(|&p| TriangleMarker::new(p, 6, colour.filled())))
+            .map_err(|e| err(&e))?
+            .label(format!("{}: SIGTERM max", name(r)))
+            .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, colour.filled()));
+        let kill_colour = COLOURS[(i + 2) % COLOURS.len()];
+        series(
+            &mut chart,
+            &pick(|x| x.sigkill_ms.max),
+            kill_colour,
+            format!("{}: SIGKILL max", name(r)),
+        )?;
+        let limit = r.scaling.session_timeout_ms as f64 + 500.0;
+        dashes(
+            &mut chart,
+            x_lo,
+            x_hi,
+            |_| limit,
+            kill_colour,
+            "SIGKILL goal: session timeout + 0.5 s".into(),
+        )?;
+    }
+    dashes(
+        &mut chart,
+        x_lo,
+        x_hi,
+        |_| 50.0,
+        BLACK,
+        "SIGTERM goal: p50 < 50 ms".into(),
+    )?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+
+    // 3. The masters' resident memory, with base + 300 bytes per queued task.
+    let top = runs
+        .iter()
+        .flat_map(|r| {
+            r.scaling
+                .rows
+                .iter()
+                .flat_map(|x| [x.leader_rss_kib, x.standby_rss_kib])
+        })
+        .fold(1, u64::max) as f64
+        / 1024.0
+        * 1.25;
+    let mut chart = ChartBuilder::on(&panels[2])
+        .caption("masters' resident memory", ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0f64..top)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("tasks queued")
+        .y_desc("MiB")
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    for (i, r) in runs.iter().enumerate() {
+        let rows = &r.scaling.rows;
+        let mib = |k: u64| k as f64 / 1024.0;
+        let leader: Vec<(f64, f64)> = rows.iter().map(|x| (x.queued as f64, mib(x.leader_rss_kib))).collect();
+        let standby: Vec<(f64, f64)> = rows.iter().map(|x| (x.queued as f64, mib(x.standby_rss_kib))).collect();
+        series(
+            &mut chart,
+            &leader,
+            COLOURS[i % COLOURS.len()],
+            format!("{}: leader", name(r)),
+        )?;
+        series(
+            &mut chart,
+            &standby,
+            COLOURS[(i + 1) % COLOURS.len()],
+            format!("{}: standby", name(r)),
+        )?;
+        if let Some(base) = rows.first() {
+            let (b0, m0) = (base.queued as f64, mib(base.leader_rss_kib));
+            let per = super::report::SCALING_BYTES_PER_TASK / 1024.0 / 1024.0;
+            dashes(
+                &mut chart,
+                x_lo,
+                x_hi,
+                move |x| m0 + per * (x - b0).max(0.0),
+                BLACK,
+                "goal: leader base + 300 bytes per queued task".into(),
+            )?;
+        }
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    root.present()
+        .map_err(|e| err(&e))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+type LogChart<'a, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<LogCoord<f64>, Y>>;
+
+/// A line with a dot at each point, in the legend as `label`.
+fn series<Y>(chart: &mut LogChart<'_, Y>, pts: &[(f64, f64)], colour: RGBColor, label: String) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(pts.to_vec(), colour.stroke_width(2)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    chart
+        .draw_series(pts.iter().map(|&p| Circle::new(p, 4, colour.filled())))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// `y(x)` drawn dashed across a log axis from `lo` to `hi`.
+fn dashes<Y>(
+    chart: &mut LogChart<'_, Y>,
+    lo: f64,
+    hi: f64,
+    y: impl Fn(f64) -> f64,
+    colour: RGBColor,
+    label: String,
+) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    let (a, b) = (lo.ln(), hi.ln());
+    let segments: Vec<_> = dashed(a, b, 48)
+        .into_iter()
+        .map(|(s, e)| {
+            let (s, e) = (s.exp(), e.exp());
+            PathElement::new(vec![(s, y(s)), (e, y(e))], colour.stroke_width(1))
+        })
+        .collect();
+    chart
+        .draw_series(segments)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 8, y), (x + 12, y), (x + 20, y)], colour));
+    Ok(())
+}
+
+fn legend<Y>(chart: &mut LogChart<'_, Y>, position: SeriesLabelPosition) -> anyhow::Result<()>
+where
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }

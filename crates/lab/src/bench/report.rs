@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{ceiling_ratio, Quantiles};
+use super::stats::{bytes_per_queued_task, ceiling_ratio, Quantiles};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -108,6 +108,98 @@ pub struct Backlog {
     pub master_cpu_us_per_task: f64,
 }
 
+/// The scaling part (issue 15): the same farm against backlogs of growing size.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Scaling {
+    pub session_timeout_ms: u64,
+    pub workers: usize,
+    /// Results in each drain window.
+    pub measured: u64,
+    /// One per backlog size, smallest (the base) first.
+    pub rows: Vec<ScalingRow>,
+}
+
+/// One backlog size: a fresh farm with `queued` tasks kept in flight by its clients.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ScalingRow {
+    pub queued: u64,
+    /// Client processes keeping the backlog (at most 10,000 in flight each).
+    pub clients: usize,
+    /// Time to queue the backlog (no master, no worker).
+    pub fill_s: f64,
+    pub measured_tasks: u64,
+    pub window_s: f64,
+    pub tasks_per_s: f64,
+    /// `tasks_per_s` over the smallest backlog's (filled by `evaluate`).
+    pub throughput_vs_base: f64,
+    /// Leader SIGTERM to the other master's `became leader` log line.
+    pub sigterm_elected_ms: Quantiles,
+    pub sigterm_elected_samples: Vec<f64>,
+    /// Leader SIGTERM to the new leader's first `assigned`.
+    pub sigterm_ms: Quantiles,
+    pub sigterm_samples: Vec<f64>,
+    pub sigkill_elected_ms: Quantiles,
+    pub sigkill_elected_samples: Vec<f64>,
+    /// Leader SIGKILL to the new leader's first `assigned`.
+    pub sigkill_ms: Quantiles,
+    pub sigkill_samples: Vec<f64>,
+    pub failed_trials: u32,
+    /// A restarted master: start to a settled standby (candidate listed, CPU quiet).
+    pub standby_ready_ms: Quantiles,
+    /// VmRSS with the queue at `queued` (peak over the window) of the leader and the standby.
+    pub leader_rss_kib: u64,
+    pub standby_rss_kib: u64,
+    /// Above the smallest backlog's, per extra queued task (filled by `evaluate`).
+    pub leader_bytes_per_task: f64,
+    pub standby_bytes_per_task: f64,
+    /// Peak VmRSS of any worker and of any client over the window.
+    pub worker_rss_kib: u64,
+    pub client_rss_kib: u64,
+    /// CPU per task over the window (/proc utime + stime), microseconds.
+    pub cpu_us_per_task: RoleFigures,
+    /// Write transactions per task (`srvr` zxid delta).
+    pub zxid_per_task: f64,
+    /// ZooKeeper packets received and sent per task by role (`cons`, matched by session id).
+    pub received_per_task: RoleFigures,
+    pub sent_per_task: RoleFigures,
+    /// Watches held after the window: `wchs` totals and `wchc` by role.
+    pub watch_connections: u64,
+    pub watched_paths: u64,
+    pub watches: RoleFigures,
+    /// Steps of a task in the window, from the roles' logs.
+    pub steps: Steps,
+}
+
+/// A figure for each kind of process; `all` sums them (for packets: with the bench's own
+/// observer sessions, for CPU: without the bench, with ZooKeeper).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoleFigures {
+    pub zookeeper: f64,
+    pub leader: f64,
+    pub standby: f64,
+    pub workers: f64,
+    pub clients: f64,
+    pub other: f64,
+    pub all: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Steps {
+    /// The master's `assigned` to the worker's `task assigned` (it read its assignment).
+    pub assign_to_worker_ms: Quantiles,
+    /// The worker's `task assigned` to its `result committed` (payload read, run, commit).
+    pub worker_ms: Quantiles,
+    /// A worker's `result committed` to the master's next `assigned` to it (the master learns
+    /// the worker is free, picks the oldest queued task, writes the assignment).
+    pub commit_to_next_assign_ms: Quantiles,
+    /// Submission to delivered result, as the clients record it (includes the wait in the queue).
+    pub end_to_end_ms: Quantiles,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Footprint {
@@ -137,6 +229,7 @@ pub struct ServersReport {
     pub failover: Failover,
     pub backlog: Vec<Backlog>,
     pub footprint: Footprint,
+    pub scaling: Scaling,
     pub targets: Vec<Target>,
 }
 
@@ -241,8 +334,154 @@ impl ServersReport {
                 });
             }
         }
+        t.extend(self.scaling.evaluate());
         self.targets = t;
     }
+}
+
+/// Memory per queued task allowed above a fixed base (issue 15).
+pub const SCALING_BYTES_PER_TASK: f64 = 300.0;
+/// Trials the SIGTERM target asks for.
+pub const SCALING_SIGTERM_TRIALS: usize = 10;
+
+impl Scaling {
+    /// Fills the figures relative to the smallest backlog and judges issue 15's targets at the
+    /// largest one.
+    pub fn evaluate(&mut self) -> Vec<Target> {
+        let Some(base) = self.rows.first().cloned() else {
+            return Vec::new();
+        };
+        for r in &mut self.rows {
+            r.throughput_vs_base = super::stats::ratio(r.tasks_per_s, base.tasks_per_s);
+            r.leader_bytes_per_task =
+                bytes_per_queued_task(base.queued, base.leader_rss_kib, r.queued, r.leader_rss_kib);
+            r.standby_bytes_per_task =
+                bytes_per_queued_task(base.queued, base.standby_rss_kib, r.queued, r.standby_rss_kib);
+        }
+        let top = self.rows.last().expect("rows").clone();
+        let b = top.queued;
+        let mut t = Vec::new();
+        let q = &top.sigterm_ms;
+        if q.n > 0 {
+            let few = if q.n < SCALING_SIGTERM_TRIALS {
+                format!("; fewer than the {SCALING_SIGTERM_TRIALS} trials the target asks for")
+            } else {
+                String::new()
+            };
+            t.push(Target {
+                name: format!("{b} queued: leader SIGTERM -> next assignment, p50"),
+                goal: format!("< 50 ms (at least {SCALING_SIGTERM_TRIALS} trials)"),
+                value: format!(
+                    "{:.1} ms{} (p90 {:.1}, max {:.1}, n={}; elected after {:.1} ms{few})",
+                    q.p50,
+                    over_by(q.p50, 50.0, "ms"),
+                    q.p90,
+                    q.max,
+                    q.n,
+                    top.sigterm_elected_ms.p50
+                ),
+                pass: q.p50 < 50.0 && q.n >= SCALING_SIGTERM_TRIALS,
+            });
+        }
+        let k = &top.sigkill_ms;
+        if k.n > 0 {
+            let limit = self.session_timeout_ms as f64 + 500.0;
+            t.push(Target {
+                name: format!("{b} queued: leader SIGKILL -> next assignment, max"),
+                goal: format!("<= session timeout + 0.5 s = {limit:.0} ms"),
+                value: format!(
+                    "{:.0} ms{} (p50 {:.0}, n={}; elected after {:.0} ms)",
+                    k.max,
+                    over_by(k.max, limit, "ms"),
+                    k.p50,
+                    k.n,
+                    top.sigkill_elected_ms.p50
+                ),
+                pass: k.max <= limit,
+            });
+        }
+        if self.rows.len() >= 2 {
+            let r = top.throughput_vs_base;
+            t.push(Target {
+                name: format!("throughput with {b} queued vs {} queued (scaling)", base.queued),
+                goal: ">= 90 %".into(),
+                value: format!(
+                    "{:.0} % ({:.0} vs {:.0} tasks/s){}",
+                    r * 100.0,
+                    top.tasks_per_s,
+                    base.tasks_per_s,
+                    if r < 0.9 {
+                        format!(", {:.0} points short", (0.9 - r) * 100.0)
+                    } else {
+                        String::new()
+                    }
+                ),
+                pass: r >= 0.9,
+            });
+            for (who, kib, base_kib, per) in [
+                (
+                    "leader",
+                    top.leader_rss_kib,
+                    base.leader_rss_kib,
+                    top.leader_bytes_per_task,
+                ),
+                (
+                    "standby",
+                    top.standby_rss_kib,
+                    base.standby_rss_kib,
+                    top.standby_bytes_per_task,
+                ),
+            ] {
+                t.push(Target {
+                    name: format!(
+                        "{who} master memory per queued task above the {} queued base",
+                        base.queued
+                    ),
+                    goal: format!("<= {SCALING_BYTES_PER_TASK:.0} bytes"),
+                    value: format!(
+                        "{per:.0} bytes{} ({} MiB at {b} queued, {} MiB at {})",
+                        over_by(per, SCALING_BYTES_PER_TASK, "bytes"),
+                        mib(kib),
+                        mib(base_kib),
+                        base.queued
+                    ),
+                    pass: per <= SCALING_BYTES_PER_TASK,
+                });
+            }
+        }
+        for (role, kib) in [("worker", top.worker_rss_kib), ("client", top.client_rss_kib)] {
+            if kib > 0 {
+                let m = kib as f64 / 1024.0;
+                let held = if role == "client" {
+                    format!(
+                        " (each holding up to {} tasks in flight)",
+                        b.div_ceil(top.clients.max(1) as u64)
+                    )
+                } else {
+                    String::new()
+                };
+                t.push(Target {
+                    name: format!("{b} queued: {role} resident memory"),
+                    goal: "< 20 MiB".into(),
+                    value: format!("{m:.1} MiB{}{held}", over_by(m, 20.0, "MiB")),
+                    pass: m < 20.0,
+                });
+            }
+        }
+        t
+    }
+}
+
+/// `", over by X unit (Y x)"` when `value` exceeds `limit`; empty otherwise.
+fn over_by(value: f64, limit: f64, unit: &str) -> String {
+    if value <= limit || limit <= 0.0 {
+        return String::new();
+    }
+    format!(
+        ", over by {:.0} {unit} ({:.1} x the goal)",
+        value - limit,
+        value / limit
+    )
 }
 
 fn mib(kib: u64) -> String {
@@ -282,40 +521,42 @@ fn render_servers(s: &mut String, r: &ServersReport) {
         if r.servers == 1 { "" } else { "s" },
         if r.force_sync { "yes" } else { "no" }
     );
-    let _ = writeln!(
-        s,
-        "**Ceiling** (one connection, {} pipelined writes, window {}): {:.0} writes/s \
-         (creates {:.0}/s, deletes {:.0}/s; {:.2} zxid, {:.2} requests and {:.0} us of server CPU per write); serial round trip p50 {:.2} ms, \
-         p99 {:.2} ms (n={}).\n",
-        c.ops * 2,
-        c.window,
-        c.writes_per_s,
-        c.creates_per_s,
-        c.deletes_per_s,
-        c.zxid_per_write,
-        c.requests_per_write,
-        c.zk_cpu_us_per_write,
-        c.serial_ms.p50,
-        c.serial_ms.p99,
-        c.serial_ms.n
-    );
-    if c.spread.writes_per_s > 0.0 {
+    // Sections a run left out (`--only`) are not printed.
+    if c.ops > 0 {
         let _ = writeln!(
             s,
-            "The same writes from {} connections with {} outstanding on each (the way a farm sends them): \
-             {:.0} writes/s ({:.0} us of server CPU per write).\n",
-            c.spread.connections, c.spread.window, c.spread.writes_per_s, c.spread.zk_cpu_us_per_write
+            "**Ceiling** (one connection, {} pipelined writes, window {}): {:.0} writes/s \
+             (creates {:.0}/s, deletes {:.0}/s; {:.2} zxid, {:.2} requests and {:.0} us of server CPU per write); serial round trip p50 {:.2} ms, \
+             p99 {:.2} ms (n={}).\n",
+            c.ops * 2,
+            c.window,
+            c.writes_per_s,
+            c.creates_per_s,
+            c.deletes_per_s,
+            c.zxid_per_write,
+            c.requests_per_write,
+            c.zk_cpu_us_per_write,
+            c.serial_ms.p50,
+            c.serial_ms.p99,
+            c.serial_ms.n
+        );
+        if c.spread.writes_per_s > 0.0 {
+            let _ = writeln!(
+                s,
+                "The same writes from {} connections with {} outstanding on each (the way a farm sends them): \
+                 {:.0} writes/s ({:.0} us of server CPU per write).\n",
+                c.spread.connections, c.spread.window, c.spread.writes_per_s, c.spread.zk_cpu_us_per_write
+            );
+        }
+        let _ = writeln!(
+            s,
+            "**Writes per task**: {} by the protocol (submit, assign, commit, clean-up: one multi each); \
+             bound = ceiling / {} = {:.0} tasks/s.\n",
+            r.protocol_writes_per_task,
+            r.protocol_writes_per_task,
+            c.writes_per_s / f64::from(r.protocol_writes_per_task)
         );
     }
-    let _ = writeln!(
-        s,
-        "**Writes per task**: {} by the protocol (submit, assign, commit, clean-up: one multi each); \
-         bound = ceiling / {} = {:.0} tasks/s.\n",
-        r.protocol_writes_per_task,
-        r.protocol_writes_per_task,
-        c.writes_per_s / f64::from(r.protocol_writes_per_task)
-    );
-    // Sections a run left out (`--only`) are not printed.
     if !r.points.is_empty() {
         render_points(s, r);
     }
@@ -339,6 +580,9 @@ fn render_servers(s: &mut String, r: &ServersReport) {
                 b.queued, b.workers, b.measured_tasks, b.tasks_per_s, b.master_cpu_us_per_task
             );
         }
+    }
+    if !r.scaling.rows.is_empty() {
+        render_scaling(s, &r.scaling);
     }
     let fp = &r.footprint;
     if fp.master_rss_kib > 0 {
@@ -402,6 +646,120 @@ fn render_points(s: &mut String, r: &ServersReport) {
             p.master_cpu_us_per_task,
             p.workers_cpu_us_per_task,
             p.clients_cpu_us_per_task
+        );
+    }
+}
+
+/// The scaling part: three tables, one row per backlog size each.
+pub fn render_scaling(s: &mut String, sc: &Scaling) {
+    let _ = writeln!(
+        s,
+        "\n**Scaling with the backlog** (a fresh farm per size: the backlog queued with no master \
+         and no worker, by clients that keep it in flight; then masters m1 (leader) and m2 (standby) \
+         and {} workers; drain window of {} results; session timeout {} ms):\n",
+        sc.workers, sc.measured, sc.session_timeout_ms
+    );
+    let _ = writeln!(
+        s,
+        "| queued | tasks/s | vs base | SIGTERM -> elected p50 ms | SIGTERM -> first assignment p50 / p90 / max ms (n) | \
+         SIGKILL -> first assignment p50 / max ms (n) | leader MiB | standby MiB | leader bytes/task above base | \
+         standby bytes/task above base | worker MiB | client MiB |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &sc.rows {
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} % | {:.1} | {:.1} / {:.1} / {:.1} ({}) | {:.0} / {:.0} ({}) | {} | {} | {:.0} | {:.0} | {} | {} |",
+            r.queued,
+            r.tasks_per_s,
+            r.throughput_vs_base * 100.0,
+            r.sigterm_elected_ms.p50,
+            r.sigterm_ms.p50,
+            r.sigterm_ms.p90,
+            r.sigterm_ms.max,
+            r.sigterm_ms.n,
+            r.sigkill_ms.p50,
+            r.sigkill_ms.max,
+            r.sigkill_ms.n,
+            mib(r.leader_rss_kib),
+            mib(r.standby_rss_kib),
+            r.leader_bytes_per_task,
+            r.standby_bytes_per_task,
+            mib(r.worker_rss_kib),
+            mib(r.client_rss_kib),
+        );
+    }
+    let failed: u32 = sc.rows.iter().map(|r| r.failed_trials).sum();
+    if failed > 0 {
+        let _ = writeln!(
+            s,
+            "\n{failed} failover trial(s) saw no assignment in time (not counted)."
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n**Where the cost goes, per task** (over the drain window; CPU from /proc in us; packets \
+         received / sent by ZooKeeper from `cons`, by the session each role logs; watches from \
+         `wchs` and `wchc` after the window):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| queued | ZooKeeper CPU | leader CPU | standby CPU | workers CPU | clients CPU | zxid | \
+         leader pkts | standby pkts | workers pkts | clients pkts | all pkts | watches (paths) | \
+         watches leader / standby / workers / clients |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in &sc.rows {
+        let (c, rx, tx, w) = (&r.cpu_us_per_task, &r.received_per_task, &r.sent_per_task, &r.watches);
+        let pk = |a: f64, b: f64| format!("{a:.2} / {b:.2}");
+        let _ = writeln!(
+            s,
+            "| {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} ({}) | {} / {} / {} / {} |",
+            r.queued,
+            c.zookeeper,
+            c.leader,
+            c.standby,
+            c.workers,
+            c.clients,
+            r.zxid_per_task,
+            pk(rx.leader, tx.leader),
+            pk(rx.standby, tx.standby),
+            pk(rx.workers, tx.workers),
+            pk(rx.clients, tx.clients),
+            pk(rx.all, tx.all),
+            w.all,
+            r.watched_paths,
+            w.leader,
+            w.standby,
+            w.workers,
+            w.clients,
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n**Steps of a task** (p50 / p99 ms, from the roles' logs over the window; the end to end \
+         time includes the wait in the queue; a restarted master is a settled standby once its CPU, memory and requests to ZooKeeper are quiet):\n"
+    );
+    let _ = writeln!(
+        s,
+        "| queued | master assigned -> worker has it | worker has it -> committed | committed -> its next assignment | \
+         submitted -> result (client) | restarted master -> settled standby (p50 / max) |\n\
+         |---:|---:|---:|---:|---:|---:|"
+    );
+    let q = |q: &Quantiles| format!("{:.1} / {:.1}", q.p50, q.p99);
+    for r in &sc.rows {
+        let st = &r.steps;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {:.0} / {:.0} | {:.0} / {:.0} |",
+            r.queued,
+            q(&st.assign_to_worker_ms),
+            q(&st.worker_ms),
+            q(&st.commit_to_next_assign_ms),
+            st.end_to_end_ms.p50,
+            st.end_to_end_ms.p99,
+            r.standby_ready_ms.p50,
+            r.standby_ready_ms.max,
         );
     }
 }
@@ -510,5 +868,69 @@ mod tests {
         assert!(md.contains("| 2 | 0 x 0 | 0 | 1300 |"), "{md}");
         assert!(md.contains("ZK requests/task"));
         assert!(md.contains("MISS") && md.contains("PASS"));
+    }
+
+    fn scaling_row(queued: u64, tasks_per_s: f64, leader_mib: f64, sigterm: &[f64]) -> ScalingRow {
+        ScalingRow {
+            queued,
+            clients: queued.div_ceil(10_000) as usize,
+            tasks_per_s,
+            leader_rss_kib: (leader_mib * 1024.0) as u64,
+            standby_rss_kib: 6 * 1024,
+            sigterm_ms: Quantiles::of(sigterm),
+            sigkill_ms: Quantiles::of(&[2_100.0, 2_300.0]),
+            worker_rss_kib: 7 * 1024,
+            client_rss_kib: 42 * 1024,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn scaling_is_judged_at_the_largest_backlog_against_the_smallest() {
+        let fast: Vec<f64> = (1..=10).map(f64::from).collect();
+        let mut sc = Scaling {
+            session_timeout_ms: 2_000,
+            workers: 4,
+            measured: 4_000,
+            rows: vec![
+                scaling_row(100, 1_000.0, 7.0, &fast),
+                // 100,000 queued: 3.7 s failovers, 74 MiB (about 700 bytes a task), 95 % throughput.
+                scaling_row(100_000, 950.0, 74.0, &[3_700.0; 10]),
+            ],
+        };
+        let t = sc.evaluate();
+        let top = &sc.rows[1];
+        assert!((top.throughput_vs_base - 0.95).abs() < 1e-12);
+        let expected = (67.0 * 1024.0 * 1024.0) / 99_900.0;
+        assert!(
+            (top.leader_bytes_per_task - expected).abs() < 1.0,
+            "{}",
+            top.leader_bytes_per_task
+        );
+        assert_eq!(top.standby_bytes_per_task, 0.0);
+        let verdicts: Vec<(&str, bool)> = t.iter().map(|t| (t.name.as_str(), t.pass)).collect();
+        // SIGTERM MISS, SIGKILL PASS, throughput PASS, leader memory MISS, standby memory PASS,
+        // worker PASS, client MISS.
+        assert_eq!(
+            verdicts.iter().map(|v| v.1).collect::<Vec<_>>(),
+            [false, true, true, false, true, true, false],
+            "{verdicts:?}"
+        );
+        assert!(t[0].value.contains("over by 3650 ms"), "{}", t[0].value);
+        assert!(t[3].value.contains("over by"), "{}", t[3].value);
+        let mut md = String::new();
+        render_scaling(&mut md, &sc);
+        assert!(md.contains("| 100000 | 950 | 95 % |"), "{md}");
+        assert!(md.contains("Where the cost goes"));
+        assert!(md.contains("Steps of a task"));
+        // A base alone judges only what needs no base.
+        let mut one = Scaling {
+            rows: vec![scaling_row(100, 1_000.0, 7.0, &[5.0, 6.0, 7.0])],
+            ..Default::default()
+        };
+        let t = one.evaluate();
+        assert!(t[0].value.contains("fewer than the 10 trials"), "{}", t[0].value);
+        assert!(!t[0].pass);
+        assert!(t.iter().all(|t| !t.name.contains("memory per queued task")));
     }
 }

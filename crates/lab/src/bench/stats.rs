@@ -9,11 +9,14 @@ use taskfarm::client::quantile;
 /// (each one multi, so one zxid each).
 pub const PROTOCOL_WRITES_PER_TASK: u32 = 4;
 
-/// p50 / p99 / max of unsorted samples (milliseconds).
+/// p50 / p90 / p99 / max of unsorted samples (milliseconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quantiles {
     pub n: usize,
     pub p50: f64,
+    /// Absent from reports written before it was added.
+    #[serde(default)]
+    pub p90: f64,
     pub p99: f64,
     pub max: f64,
 }
@@ -25,6 +28,7 @@ impl Quantiles {
         Self {
             n: s.len(),
             p50: quantile(&s, 0.50),
+            p90: quantile(&s, 0.90),
             p99: quantile(&s, 0.99),
             max: s.last().copied().unwrap_or(0.0),
         }
@@ -66,6 +70,108 @@ pub fn parse_mntr(mntr: &str) -> BTreeMap<String, f64> {
         .filter_map(|l| {
             let (k, v) = l.split_once('\t')?;
             Some((k.trim().to_string(), v.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// One client connection of a `cons` answer: its session and packet counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnCounters {
+    /// Packets received from the client (requests and pings).
+    pub received: u64,
+    /// Packets sent to it (responses and watch notifications).
+    pub sent: u64,
+}
+
+/// The connections of a `cons` answer that have a session, by session id (`0x...`, lower case).
+/// A line reads ` /127.0.0.1:5555[1](queued=0,recved=12,sent=13,sid=0x1000...,lop=GETD,...)`;
+/// the four-letter word's own connection has no `sid` and is left out.
+pub fn parse_cons(cons: &str) -> BTreeMap<String, ConnCounters> {
+    let mut out = BTreeMap::new();
+    for line in cons.lines() {
+        let Some(fields) = line.split_once('(').map(|x| x.1.trim_end().trim_end_matches(')')) else {
+            continue;
+        };
+        let mut sid = None;
+        let mut c = ConnCounters::default();
+        for kv in fields.split(',') {
+            match kv.split_once('=') {
+                Some(("sid", v)) => sid = Some(v.trim().to_ascii_lowercase()),
+                Some(("recved", v)) => c.received = v.trim().parse().unwrap_or(0),
+                Some(("sent", v)) => c.sent = v.trim().parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        if let Some(sid) = sid {
+            // One session, one connection: should a session show twice, its counters add up.
+            let e: &mut ConnCounters = out.entry(sid).or_default();
+            e.received += c.received;
+            e.sent += c.sent;
+        }
+    }
+    out
+}
+
+/// `wchs`: `<c> connections watching <p> paths` / `Total watches:<w>`, as (c, p, w).
+pub fn parse_wchs(wchs: &str) -> Option<(u64, u64, u64)> {
+    let mut words = wchs.split_whitespace();
+    let connections = words.next()?.parse().ok()?;
+    let paths = wchs
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find_map(|w| (w[0] == "watching").then(|| w[1].parse().ok()).flatten())?;
+    let total = wchs
+        .split_once("Total watches:")?
+        .1
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((connections, paths, total))
+}
+
+/// `wchc`: for each session (`0x...` on a line of its own) the paths it watches (one per
+/// indented line), counted.
+pub fn parse_wchc(wchc: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for line in wchc.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with(char::is_whitespace) {
+            if let Some(sid) = &current {
+                *out.entry(sid.clone()).or_insert(0) += 1;
+            }
+        } else if line.starts_with("0x") {
+            let sid = line.trim().to_ascii_lowercase();
+            out.entry(sid.clone()).or_insert(0);
+            current = Some(sid);
+        } else {
+            current = None;
+        }
+    }
+    out
+}
+
+/// Bytes of memory per queued task above a base: the slope from `(base_queued, base_kib)` to
+/// `(queued, kib)`; 0 when the two sizes are the same.
+pub fn bytes_per_queued_task(base_queued: u64, base_kib: u64, queued: u64, kib: u64) -> f64 {
+    if queued <= base_queued {
+        return 0.0;
+    }
+    (kib as f64 - base_kib as f64) * 1024.0 / (queued - base_queued) as f64
+}
+
+/// For each element of `after` (sorted or not), the gap to the first element of `later` (sorted)
+/// at or after it; elements with none after them are skipped.
+pub fn gaps_to_next(after: &[f64], later_sorted: &[f64]) -> Vec<f64> {
+    after
+        .iter()
+        .filter_map(|&t| {
+            let i = later_sorted.partition_point(|&x| x < t);
+            later_sorted.get(i).map(|&n| n - t)
         })
         .collect()
 }
@@ -139,10 +245,13 @@ mod tests {
     #[test]
     fn quantiles_use_nearest_rank() {
         let q = Quantiles::of(&[5.0, 1.0, 3.0, 2.0, 4.0]);
-        assert_eq!((q.n, q.p50, q.p99, q.max), (5, 3.0, 5.0, 5.0));
+        assert_eq!((q.n, q.p50, q.p90, q.p99, q.max), (5, 3.0, 5.0, 5.0, 5.0));
         let many: Vec<f64> = (1..=200).map(f64::from).collect();
         let q = Quantiles::of(&many);
-        assert_eq!((q.p50, q.p99), (100.0, 198.0));
+        assert_eq!((q.p50, q.p90, q.p99), (100.0, 180.0, 198.0));
+        // Reports written before p90 existed still read.
+        let old: Quantiles = serde_json::from_str(r#"{"n":1,"p50":2.0,"p99":3.0,"max":4.0}"#).unwrap();
+        assert_eq!((old.p50, old.p90, old.max), (2.0, 0.0, 4.0));
         assert_eq!(Quantiles::of(&[]), Quantiles::default());
     }
 
@@ -190,6 +299,43 @@ mod tests {
         ] {
             assert_eq!(parse_utc_timestamp_ms(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn cons_wchs_and_wchc_are_parsed() {
+        let cons = " /127.0.0.1:40312[1](queued=0,recved=1200,sent=1800,sid=0x100006599CF001C,lop=MULT,est=1,to=2000,lcxid=0x4b0,lzxid=0x1f4,lresp=2,llat=0,minlat=0,avglat=0,maxlat=3)\n \
+                    /127.0.0.1:40314[1](queued=0,recved=7,sent=9,sid=0x100006599cf001d,lop=PING,est=1,to=2000)\n \
+                    /127.0.0.1:40399[0](queued=0,recved=1,sent=0)\n\n";
+        let c = parse_cons(cons);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            c["0x100006599cf001c"],
+            ConnCounters {
+                received: 1200,
+                sent: 1800
+            }
+        );
+        assert_eq!(c["0x100006599cf001d"].sent, 9);
+        assert_eq!(
+            parse_wchs("17 connections watching 10012 paths\nTotal watches:10040\n"),
+            Some((17, 10012, 10040))
+        );
+        assert_eq!(parse_wchs(""), None);
+        let wchc = "0x100006599cf001c\n\t/tasks\n\t/workers\n\n0x100006599cf001d\n\t/data/c-1\n\t/data/c-2\n\t/data/c-3\n0x100006599cf0020\n";
+        let w = parse_wchc(wchc);
+        assert_eq!(w["0x100006599cf001c"], 2);
+        assert_eq!(w["0x100006599cf001d"], 3);
+        assert_eq!(w["0x100006599cf0020"], 0);
+    }
+
+    #[test]
+    fn memory_slope_and_gaps() {
+        // 10 MiB more with 100,000 more tasks queued: ~105 bytes each.
+        let b = bytes_per_queued_task(100, 8_000, 100_100, 8_000 + 10 * 1024);
+        assert!((b - 104.8576).abs() < 1e-9, "{b}");
+        assert_eq!(bytes_per_queued_task(100, 8_000, 100, 9_000), 0.0);
+        assert!(bytes_per_queued_task(100, 8_000, 1_100, 7_000) < 0.0);
+        assert_eq!(gaps_to_next(&[1.0, 5.0, 9.0], &[2.0, 5.0, 6.0]), vec![1.0, 0.0]);
     }
 
     #[test]
