@@ -376,6 +376,21 @@ impl Index {
         self.touched_tasks.extend(review);
     }
 
+    /// Room for `n` more children of `parent` (`/tasks` or `/workers`), before a scan.
+    pub fn reserve(&mut self, parent: &str, n: usize) {
+        if parent == crate::protocol::paths::TASKS {
+            self.tasks.reserve(n);
+            self.pending.reserve(n);
+        } else {
+            self.workers.reserve(n);
+        }
+    }
+
+    /// How many tasks and workers are indexed.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.tasks.len(), self.workers.len())
+    }
+
     /// The ids of the tasks and of the workers indexed (for the check of a warm index against a
     /// listing of ZooKeeper).
     pub fn ids(&self) -> (HashSet<&str>, HashSet<&str>) {

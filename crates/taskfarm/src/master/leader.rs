@@ -95,6 +95,7 @@ impl<'a> Leader<'a> {
         // that would hold up the first assignments behind it. It starts at the second status
         // tick (the first is at once), one interval after the take-over.
         let mut check = None;
+        let mut status_write = None;
         let mut writes = FuturesUnordered::new();
         let mut own_writes = OwnWrites::new();
         let mut status_tick = tokio::time::interval(self.args.status_interval);
@@ -189,7 +190,14 @@ impl<'a> Leader<'a> {
                     }
                     index.set_clock(now_ms());
                     index.expire(self.deadlines());
-                    if let Some(reason) = self.write_status(&index).await {
+                    // One status write at a time (a slow one makes the next tick skip its own).
+                    if status_write.is_none() {
+                        status_write = Some(Box::pin(self.status_write(&index)));
+                    }
+                }
+                lost = async { status_write.as_mut().expect("guarded").await }, if status_write.is_some() => {
+                    status_write = None;
+                    if let Some(reason) = lost {
                         return Ok(reason);
                     }
                 }
@@ -269,10 +277,10 @@ impl<'a> Leader<'a> {
             }
         }
         index.take_over(self.epoch);
-        let (tasks, workers) = index.ids();
+        let (tasks, workers) = index.sizes();
         tracing::info!(
-            tasks = tasks.len(),
-            workers = workers.len(),
+            tasks,
+            workers,
             dirty_nodes,
             catch_up_ms = started.elapsed().as_millis() as u64,
             "leading from the warm index"
@@ -428,8 +436,9 @@ impl<'a> Leader<'a> {
         }
     }
 
-    /// Rewrites `/status` (fenced). Returns a reason when leadership is lost.
-    async fn write_status(&mut self, index: &Index) -> Option<&'static str> {
+    /// Rewrites `/status` (fenced): the data is taken now, the write runs beside the loop (it
+    /// must not hold up the assignments around it). Resolves to a reason when leadership is lost.
+    fn status_write(&self, index: &Index) -> impl std::future::Future<Output = Option<&'static str>> + 'static {
         crate::health::beat();
         let counts = index.counts();
         let status = FarmStatus {
@@ -443,20 +452,29 @@ impl<'a> Leader<'a> {
         };
         publish_counts(&status);
         let data = serde_json::to_vec(&status).expect("status serializes");
-        let mut multi = self.client().new_multi_writer();
-        if multi
-            .add_check_version(&self.candidate, -1)
-            .and_then(|_| multi.add_set_data(paths::STATUS, &data, None))
-            .is_err()
-        {
-            return None;
-        }
-        match tokio::time::timeout(self.session.request_timeout(), multi.commit()).await {
-            Ok(Err(MultiWriteError::OperationFailed { index: 0, .. })) => Some("fenced: our candidate znode is gone"),
-            Ok(Err(MultiWriteError::RequestFailed {
-                source: ZkError::SessionExpired,
-            })) => Some("session expired"),
-            _ => None,
+        let (client, candidate, limit) = (
+            self.client().clone(),
+            self.candidate.clone(),
+            self.session.request_timeout(),
+        );
+        async move {
+            let mut multi = client.new_multi_writer();
+            if multi
+                .add_check_version(&candidate, -1)
+                .and_then(|_| multi.add_set_data(paths::STATUS, &data, None))
+                .is_err()
+            {
+                return None;
+            }
+            match tokio::time::timeout(limit, multi.commit()).await {
+                Ok(Err(MultiWriteError::OperationFailed { index: 0, .. })) => {
+                    Some("fenced: our candidate znode is gone")
+                }
+                Ok(Err(MultiWriteError::RequestFailed {
+                    source: ZkError::SessionExpired,
+                })) => Some("session expired"),
+                _ => None,
+            }
         }
     }
 }

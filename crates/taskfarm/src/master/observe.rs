@@ -96,11 +96,11 @@ pub(super) async fn scan(session: &ZkSession, max_attempts: u32) -> anyhow::Resu
     let limit = session.request_timeout() * 4;
     let started = std::time::Instant::now();
     let mut index = Index::new(0, max_attempts);
-    let workers = read_all(session, paths::WORKERS, limit, |id, data, stat| {
+    let workers = read_all(session, paths::WORKERS, limit, &mut index, |index, id, data, stat| {
         index.scanned_worker(id, worker_obs(&data, &stat))
     })
     .await?;
-    let tasks = read_all(session, paths::TASKS, limit, |id, data, stat| {
+    let tasks = read_all(session, paths::TASKS, limit, &mut index, |index, id, data, stat| {
         index.scanned_task(&id, task_obs(&data, &stat))
     })
     .await?;
@@ -127,7 +127,9 @@ pub(super) async fn list(session: &ZkSession) -> Result<(Vec<String>, Vec<String
     Ok((timed(limit, tasks).await?, timed(limit, workers).await?))
 }
 
-/// Reads every child of `parent`, handing each to `found` as its reply comes; returns how many.
+/// Reads every child of `parent` into `index` (sized for them first: a map grown step by step
+/// leaves its old tables behind as free but resident memory), handing each to `found` as its
+/// reply comes; returns how many.
 /// Reads are pipelined through a window: a round trip's latency per window, not per node, and
 /// no more replies held at once than the window (a deep backlog's scan would otherwise hold
 /// every reply, and leave the process that much bigger).
@@ -135,13 +137,15 @@ async fn read_all(
     session: &ZkSession,
     parent: &str,
     limit: Duration,
-    mut found: impl FnMut(String, Vec<u8>, zookeeper_client::Stat),
+    index: &mut Index,
+    mut found: impl FnMut(&mut Index, String, Vec<u8>, zookeeper_client::Stat),
 ) -> anyhow::Result<usize> {
     const WINDOW: usize = 1_000;
     let client = &session.client;
     let children = timed(limit, client.list_children(parent))
         .await
         .with_context(|| format!("listing {parent}"))?;
+    index.reserve(parent, children.len());
     let mut count = 0;
     let mut in_flight = std::collections::VecDeque::with_capacity(WINDOW);
     let mut next = children.into_iter();
@@ -156,7 +160,7 @@ async fn read_all(
         };
         match timed(limit, request).await {
             Ok((data, stat)) => {
-                found(child, data, stat);
+                found(index, child, data, stat);
                 count += 1;
             }
             Err(ZkError::NoNode) => {}

@@ -48,8 +48,8 @@ impl Standby {
     pub async fn warm_up(&mut self, session: &ZkSession, max_attempts: u32) -> anyhow::Result<()> {
         self.forget();
         let index = observe::scan(session, max_attempts).await?;
-        let (tasks, workers) = index.ids();
-        tracing::info!(tasks = tasks.len(), workers = workers.len(), "standby warm");
+        let (tasks, workers) = index.sizes();
+        tracing::info!(tasks, workers, "standby warm");
         self.index = Some(index);
         Ok(())
     }
