@@ -52,10 +52,20 @@ fn main() {
     let observed = started.elapsed();
     let after = resident_bytes();
     let started = Instant::now();
+    let counts = index.counts();
+    index.expire(taskfarm::master::index::Deadlines {
+        default_limit_ms: 3_600_000,
+        grace_ms: 30_000,
+    });
+    let once_a_second = started.elapsed();
+    let started = Instant::now();
     index.take_over(1);
     let first = index.decide();
     let decided = started.elapsed();
-    println!("queued tasks:            {n}");
+    println!(
+        "queued tasks:            {n} ({} pending by the index's count)",
+        counts.pending
+    );
     println!(
         "resident memory added:   {:.1} MiB",
         (after - before) as f64 / 1048576.0
@@ -69,5 +79,9 @@ fn main() {
         "take-over + first decide: {:.3} ms ({} assignments)",
         decided.as_secs_f64() * 1e3,
         first.len()
+    );
+    println!(
+        "the leader's passes once a second (status counts, deadlines): {:.3} ms",
+        once_a_second.as_secs_f64() * 1e3
     );
 }
