@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use tokio::task::JoinSet;
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use tracing::Instrument as _;
 use zookeeper_client::{Error as ZkError, EventType, MultiWriteError};
 
@@ -202,8 +202,13 @@ async fn round_trip(
     when_full: WhenFull,
 ) -> Result<TaskResult, TaskError> {
     submit(session, client_id, task_id, payload, time_limit_ms, when_full).await?;
+    collect(session, task_id).await
+}
+
+/// Waits for a submitted task's result and deletes its znodes.
+async fn collect(session: &ZkSession, task_id: &str) -> Result<TaskResult, TaskError> {
     let (result, watcher) = await_result(session, task_id).await?;
-    cleanup(session, task_id).await;
+    Box::pin(cleanup(session, task_id)).await;
     // Dropped only now, when our delete has fired it: dropping an unfired watcher makes the
     // crate send a RemoveWatches request (one more request for the server).
     drop(watcher);
@@ -435,25 +440,29 @@ async fn await_result(
     session: &ZkSession,
     task_id: &str,
 ) -> Result<(TaskResult, Option<zookeeper_client::OneshotWatcher>), TaskError> {
-    let path = paths::data(task_id);
     loop {
-        let (stat, watcher) = match timed(session.request_timeout(), session.client.check_and_watch_stat(&path)).await {
+        // Each step boxed, and the path not kept: a client keeps thousands of these waiting.
+        let look = session.client.check_and_watch_stat(&paths::data(task_id));
+        let look = Box::pin(timed(session.request_timeout(), look));
+        let (stat, watcher) = match look.await {
             Ok(x) => x,
             Err(e) if is_connection_loss(&e) => {
-                reconnected(session).await?;
+                Box::pin(reconnected(session)).await?;
                 continue;
             }
             Err(e) => return Err(session_error(e)),
         };
         match stat {
             None => return Err(vanished(task_id)),
-            Some(stat) if stat.version >= 1 => return Ok((read_result(session, task_id).await?, Some(watcher))),
+            Some(stat) if stat.version >= 1 => {
+                return Ok((Box::pin(read_result(session, task_id)).await?, Some(watcher)))
+            }
             Some(_) => {}
         }
         let event = watcher.changed().await;
         match event.event_type {
             EventType::Session if is_terminal(event.session_state) => return Err(TaskError::SessionEnded),
-            EventType::NodeDataChanged => return Ok((read_result(session, task_id).await?, None)),
+            EventType::NodeDataChanged => return Ok((Box::pin(read_result(session, task_id)).await?, None)),
             // Deleted (reported by the next check) or a reconnection: look again.
             _ => continue,
         }
@@ -572,6 +581,10 @@ pub async fn run(
         .await
 }
 
+/// Submissions a client has in flight at once (its tasks in flight, waiting for their results,
+/// may be many more).
+const SUBMIT_WINDOW: usize = 256;
+
 /// What a task id adds to its client id: `-<8 digits>`.
 const TASK_NUMBER_SUFFIX: usize = 9;
 
@@ -663,8 +676,10 @@ async fn drive(
     };
     let mut latencies = Vec::new();
     let mut next_number: u64 = 0;
-    // Tasks whose result we have not received, with their first submission time.
-    let mut outstanding: BTreeMap<String, Instant> = BTreeMap::new();
+    // Tasks whose result we have not received (by number: task ids are `<client>-<number>`),
+    // with their first submission time.
+    let mut outstanding: BTreeMap<u64, Instant> = BTreeMap::new();
+    let task_id = |number: u64| format!("{id}-{number:08}");
     let unlimited = args.tasks == 0;
     tokio::pin!(shutdown);
     let mut stopped = false;
@@ -682,49 +697,75 @@ async fn drive(
         session.ensure_layout().await?;
         ready.send_replace(true);
         tracing::info!(session_id = format!("{:#x}", session.session_id()), "session started");
-        let mut inflight: JoinSet<(String, Result<TaskResult, TaskError>)> = JoinSet::new();
+        // Polled by this task rather than spawned: a client may hold thousands in flight, and a
+        // spawned task costs its own header and join entry on top of its future.
+        let mut inflight = FuturesUnordered::new();
+        let submitting = Arc::new(tokio::sync::Semaphore::new(SUBMIT_WINDOW));
+        let shared = Arc::new(session.clone());
+        let client_id: Arc<str> = id.as_str().into();
         // After an expiry, the tasks still outstanding go first.
-        let mut resubmit: VecDeque<String> = outstanding.keys().cloned().collect();
+        let mut resubmit: VecDeque<u64> = outstanding.keys().copied().collect();
         summary.resubmitted += resubmit.len() as u64;
         loop {
             while (inflight.len() as u64) < args.concurrency {
-                let task_id = if let Some(t) = resubmit.pop_front() {
-                    t
+                let number = if let Some(n) = resubmit.pop_front() {
+                    n
                 } else if unlimited || next_number < args.tasks {
                     next_number += 1;
-                    let t = format!("{id}-{next_number:08}");
-                    outstanding.insert(t.clone(), Instant::now());
+                    outstanding.insert(next_number, Instant::now());
                     summary.submitted += 1;
                     metrics.submitted.inc();
-                    t
+                    next_number
                 } else {
                     break;
                 };
-                let (session, client_id) = (session.clone(), id.clone());
+                let task_id = task_id(number);
+                // Shared, not copied (a session handle carries the farm's config and ACLs).
+                let (session, client_id) = (shared.clone(), client_id.clone());
                 let (payload, time_limit_ms) = workload.task(&task_id);
-                inflight.spawn(async move {
-                    let r = round_trip(&session, &client_id, &task_id, &payload, time_limit_ms, WhenFull::Wait).await;
-                    (task_id, r)
+                let submitting = submitting.clone();
+                inflight.push(async move {
+                    let r = async {
+                        // A window of submissions at a time, each boxed: the thousands of tasks a
+                        // client may hold in flight then wait in a small state, not the submit's.
+                        let permit = submitting.acquire().await.expect("never closed");
+                        Box::pin(submit(
+                            &session,
+                            &client_id,
+                            &task_id,
+                            &payload,
+                            time_limit_ms,
+                            WhenFull::Wait,
+                        ))
+                        .await?;
+                        drop(permit);
+                        collect(&session, &task_id).await
+                    };
+                    let r = r.await;
+                    (number, r)
                 });
             }
             if inflight.is_empty() {
+                drop(shared);
                 session.close().await;
                 break 'sessions;
             }
             let joined = tokio::select! {
-                j = inflight.join_next() => j,
+                j = inflight.next() => j,
                 _ = heartbeat.tick() => { crate::health::beat(); continue }
                 _ = &mut shutdown => {
-                    inflight.abort_all();
+                    drop(inflight);
+                    drop(shared);
                     session.close().await;
                     stopped = true;
                     break 'sessions;
                 }
             };
-            let Some(Ok((task_id, outcome))) = joined else { continue };
+            let Some((number, outcome)) = joined else { continue };
+            let task_id = task_id(number);
             match outcome {
                 Ok(result) => {
-                    let Some(t0) = outstanding.remove(&task_id) else {
+                    let Some(t0) = outstanding.remove(&number) else {
                         continue;
                     };
                     let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -758,13 +799,12 @@ async fn drive(
                 Err(TaskError::SessionEnded) => {
                     tracing::warn!("session ended: submitting the outstanding tasks again in a new session");
                     ready.send_replace(false);
-                    inflight.abort_all();
                     continue 'sessions;
                 }
                 Err(TaskError::FarmFull) => unreachable!("the client role waits when the farm is full"),
                 Err(TaskError::Fatal(reason)) => {
                     tracing::error!(task = task_id, reason, "task lost");
-                    outstanding.remove(&task_id);
+                    outstanding.remove(&number);
                     summary.lost += 1;
                     metrics.lost.inc();
                 }
