@@ -113,6 +113,29 @@ impl MasterLogs {
             t.lines();
         }
     }
+
+    /// When `master` logged, from `t_kill` on, that it became leader and its first `assigned`
+    /// (ms since the Unix epoch), waiting up to `limit` for the assignment.
+    pub async fn take_over(&mut self, master: &str, t_kill: f64, limit: Duration) -> (Option<f64>, Option<f64>) {
+        let Some(tail) = self.tails.get_mut(master) else {
+            return (None, None);
+        };
+        let mut became: Option<f64> = None;
+        let assigned = self
+            .appends
+            .first(limit, || {
+                tail.lines().into_iter().find_map(|v| {
+                    let t = log_ms(&v).filter(|&t| t >= t_kill)?;
+                    let message = v["message"].as_str().unwrap_or_default();
+                    if message.starts_with("became leader") {
+                        became.get_or_insert(t);
+                    }
+                    (message == "assigned").then_some(t)
+                })
+            })
+            .await;
+        (became, assigned)
+    }
 }
 
 /// Kills the leader with `signal` and times the other master's take-over and first assignment.
@@ -139,22 +162,8 @@ async fn leader_kill(
     logs.skip();
     let t_kill = epoch_ms();
     farm.signal(&leader, signal)?;
-    let tail = logs.tails.get_mut(other).expect("tail");
     // When the new leader took over, and when it made its first assignment.
-    let mut became: Option<f64> = None;
-    let hit = logs
-        .appends
-        .first(limit, || {
-            tail.lines().into_iter().find_map(|v| {
-                let t = log_ms(&v).filter(|&t| t >= t_kill)?;
-                let message = v["message"].as_str().unwrap_or_default();
-                if message.starts_with("became leader") {
-                    became.get_or_insert(t);
-                }
-                (message == "assigned").then_some(t)
-            })
-        })
-        .await;
+    let (became, hit) = logs.take_over(other, t_kill, limit).await;
     let sigterm = signal == Signal::SIGTERM;
     if let Some(b) = became {
         let samples = if sigterm {

@@ -516,26 +516,9 @@ async fn leader_kill(
     logs.skip();
     let t_kill = epoch_ms();
     farm.signal(&leader, signal)?;
-    let tail = logs
-        .tails
-        .get_mut(other.as_str())
-        .context("no log of the other master")?;
-    let mut became: Option<f64> = None;
     // A new leader may have to read the whole backlog before its first assignment.
     let limit = session_timeout + Duration::from_secs(120);
-    let hit = logs
-        .appends
-        .first(limit, || {
-            tail.lines().into_iter().find_map(|v| {
-                let t = log_ms(&v).filter(|&t| t >= t_kill)?;
-                let message = v["message"].as_str().unwrap_or_default();
-                if message.starts_with("became leader") {
-                    became.get_or_insert(t);
-                }
-                (message == "assigned").then_some(t)
-            })
-        })
-        .await;
+    let (became, hit) = logs.take_over(&other, t_kill, limit).await;
     let sigterm = signal == Signal::SIGTERM;
     if let Some(b) = became {
         if sigterm {
