@@ -60,7 +60,7 @@ killed=$(date +%s.%N)
 kill -TERM "$M1"
 until grep -q '"assigned"' <(grep -A1000000 '"became leader' "$DIR/m2.log"); do sleep 0.05; done
 rss_kib=$(ps -o rss= -p "$M2" | tr -d ' ')
-sleep 0.5 # let m1 finish its last lines (its exit is not waited for: it would disturb m2)
+wait "$M1" || true # m1's last lines (its session's close) are written when it has exited
 python3 - "$DIR/m2.log" "$killed" "$rss_kib" "$DIR/m1.log" <<'PY'
 import datetime, json, sys
 log, killed, rss = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])

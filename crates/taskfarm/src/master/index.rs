@@ -272,18 +272,7 @@ impl Index {
         workers: Vec<(String, WorkerObs)>,
         tasks: Vec<(String, TaskObs)>,
     ) -> Self {
-        let mut index = Self::from_observations(max_attempts, workers, tasks);
-        index.take_over(epoch);
-        index
-    }
-
-    /// A standby's index from a full scan: settled ([`Index::settle`]), not yet leading.
-    pub fn from_observations(
-        max_attempts: u32,
-        workers: Vec<(String, WorkerObs)>,
-        tasks: Vec<(String, TaskObs)>,
-    ) -> Self {
-        let mut index = Self::new(0, max_attempts);
+        let mut index = Self::new(epoch, max_attempts);
         for (id, obs) in workers {
             index.scanned_worker(id, obs);
         }
@@ -291,6 +280,7 @@ impl Index {
             index.scanned_task(&id, obs);
         }
         index.scan_done();
+        index.take_over(epoch);
         index
     }
 
@@ -312,8 +302,7 @@ impl Index {
         let mut order: Vec<(i64, Arc<str>)> = self.tasks.iter().map(|(id, t)| (t.created, id.clone())).collect();
         order.sort_unstable();
         for (_, id) in order {
-            let obs = &self.tasks[&id];
-            if matches!(&obs.record, Ok(r) if r.state == TaskState::Queued) && validate_id(&id).is_ok() {
+            if plainly_queued(&id, &self.tasks[&id]) {
                 self.pending.push_back(id);
             } else {
                 self.review.insert(id.to_string());
@@ -333,7 +322,7 @@ impl Index {
                     self.review.remove(&t);
                     continue;
                 }
-                Some(obs) => matches!(&obs.record, Ok(r) if r.state == TaskState::Queued) && validate_id(&t).is_ok(),
+                Some(obs) => plainly_queued(&t, obs),
             };
             if plainly_queued {
                 self.review.remove(&t);
@@ -900,6 +889,12 @@ enum Orphan {
     No,
     /// Its worker has a write in flight: wait for the observation.
     Unknown,
+}
+
+/// Queued, with a valid id and record: it can wait in the FIFO queue without being judged
+/// (anything else is judged when a standby takes over).
+fn plainly_queued(id: &str, obs: &TaskObs) -> bool {
+    matches!(&obs.record, Ok(r) if r.state == TaskState::Queued) && validate_id(id).is_ok()
 }
 
 fn is_state(obs: &TaskObs, state: TaskState) -> bool {
