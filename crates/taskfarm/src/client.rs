@@ -436,36 +436,53 @@ async fn wait_gone(session: &ZkSession, path: &str) -> Result<(), TaskError> {
 /// from version 1 on: the commit that writes it also deletes `/tasks/<id>`, so one watch on
 /// the payload znode wakes us once, for the result. Also returns the watch when it has not
 /// fired yet (see `round_trip`).
+///
+/// A client keeps thousands of these waiting, so while it waits this future holds only the
+/// watch's own future: each step around it is boxed, alive only while it runs.
 async fn await_result(
     session: &ZkSession,
     task_id: &str,
 ) -> Result<(TaskResult, Option<zookeeper_client::OneshotWatcher>), TaskError> {
     loop {
-        // Each step boxed, and the path not kept: a client keeps thousands of these waiting.
-        let look = session.client.check_and_watch_stat(&paths::data(task_id));
-        let look = Box::pin(timed(session.request_timeout(), look));
-        let (stat, watcher) = match look.await {
-            Ok(x) => x,
-            Err(e) if is_connection_loss(&e) => {
-                Box::pin(reconnected(session)).await?;
-                continue;
-            }
-            Err(e) => return Err(session_error(e)),
+        let watcher = match Box::pin(look(session, task_id)).await? {
+            Look::Done(result, watcher) => return Ok((result, Some(watcher))),
+            Look::Wait(watcher) => watcher,
         };
-        match stat {
-            None => return Err(vanished(task_id)),
-            Some(stat) if stat.version >= 1 => {
-                return Ok((Box::pin(read_result(session, task_id)).await?, Some(watcher)))
-            }
-            Some(_) => {}
-        }
         let event = watcher.changed().await;
         match event.event_type {
             EventType::Session if is_terminal(event.session_state) => return Err(TaskError::SessionEnded),
             EventType::NodeDataChanged => return Ok((Box::pin(read_result(session, task_id)).await?, None)),
-            // Deleted (reported by the next check) or a reconnection: look again.
+            // Deleted (reported by the next look) or a reconnection: look again.
             _ => continue,
         }
+    }
+}
+
+/// What one look at a task's payload znode found.
+enum Look {
+    /// The result, and the watch just set (it has not fired).
+    Done(TaskResult, zookeeper_client::OneshotWatcher),
+    /// No result yet: the watch fires when it is written.
+    Wait(zookeeper_client::OneshotWatcher),
+}
+
+/// Reads the payload znode's version and sets a watch on it; reads the result if it is there.
+async fn look(session: &ZkSession, task_id: &str) -> Result<Look, TaskError> {
+    loop {
+        let look = session.client.check_and_watch_stat(&paths::data(task_id));
+        let (stat, watcher) = match timed(session.request_timeout(), look).await {
+            Ok(x) => x,
+            Err(e) if is_connection_loss(&e) => {
+                reconnected(session).await?;
+                continue;
+            }
+            Err(e) => return Err(session_error(e)),
+        };
+        return match stat {
+            None => Err(vanished(task_id)),
+            Some(stat) if stat.version >= 1 => Ok(Look::Done(read_result(session, task_id).await?, watcher)),
+            Some(_) => Ok(Look::Wait(watcher)),
+        };
     }
 }
 
