@@ -154,8 +154,10 @@ async fn one_size(
     let (leader, standby) = roles_of_masters(&obs).await?;
     settle(zk, &mut farm, &standby, &mut counters, Instant::now()).await?;
 
-    // The first size also warms ZooKeeper's JIT up to the farm's request mix.
-    let warmup = plan.scaling_warmup * if first { 3 } else { 1 };
+    // The first size also warms ZooKeeper's JIT up to the farm's request mix: 3,000 results
+    // were not enough on a 2-core Xeon machine (the first size, whichever it was, ran at 60 % of
+    // the rate with 1.5-2 times the CPU per task in every process); 12,000 were.
+    let warmup = plan.scaling_warmup * if first { 12 } else { 1 };
     progress.phase(format!("scaling {queued}: warming up"), warmup);
     drain(&mut farm, &names, &mut counters, warmup, progress, &mut row, None).await?;
 
