@@ -154,10 +154,13 @@ async fn one_size(
     let (leader, standby) = roles_of_masters(&obs).await?;
     settle(zk, &mut farm, &standby, &mut counters, Instant::now()).await?;
 
-    // The first size also warms ZooKeeper's JIT up to the farm's request mix: 3,000 results
-    // were not enough on a 2-core Xeon machine (the first size, whichever it was, ran at 60 % of
-    // the rate with 1.5-2 times the CPU per task in every process); 12,000 were.
-    let warmup = plan.scaling_warmup * if first { 12 } else { 1 };
+    // Warm ZooKeeper's JIT up to the farm's request mix before measuring: at the first size
+    // from cold, and at every later one again, since the failover trials of the size before
+    // send the server's compiler back to work (on 2 cores it takes CPU from the farm). With
+    // 3,000 and 1,000 results, a size ran at 60-70 % of its rate with 1.5-2 times the CPU per
+    // task in every process, and the compiler threads busy in the window; 12,000 and 5,000
+    // were enough.
+    let warmup = plan.scaling_warmup * if first { 12 } else { 5 };
     progress.phase(format!("scaling {queued}: warming up"), warmup);
     drain(&mut farm, &names, &mut counters, warmup, progress, &mut row, None).await?;
 
