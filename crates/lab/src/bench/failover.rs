@@ -159,28 +159,50 @@ async fn leader_kill(
     let Some(other) = MASTERS.into_iter().find(|m| *m != leader) else {
         bail!("unexpected leader {leader}");
     };
-    logs.skip();
-    let t_kill = epoch_ms();
-    farm.signal(&leader, signal)?;
-    // When the new leader took over, and when it made its first assignment.
-    let (became, hit) = logs.take_over(other, t_kill, limit).await;
+    let timing = kill_leader(farm, logs, &leader, other, signal, limit).await?;
     let sigterm = signal == Signal::SIGTERM;
-    if let Some(b) = became {
-        let samples = if sigterm {
-            &mut f.sigterm_leader_samples
+    if let Some(ms) = timing.elected_ms {
+        if sigterm {
+            f.sigterm_leader_samples.push(ms);
         } else {
-            &mut f.sigkill_leader_samples
-        };
-        samples.push(b - t_kill);
+            f.sigkill_leader_samples.push(ms);
+        }
     }
-    match hit {
-        Some(t) if sigterm => f.sigterm_samples.push(t - t_kill),
-        Some(t) => f.sigkill_samples.push(t - t_kill),
+    match timing.assigned_ms {
+        Some(ms) if sigterm => f.sigterm_samples.push(ms),
+        Some(ms) => f.sigkill_samples.push(ms),
         None => f.failed_trials += 1,
     }
-    tokio::task::block_in_place(|| farm.wait_exit(&leader, Duration::from_secs(10)));
-    farm.restart(&leader)?;
     Ok(())
+}
+
+/// One leader kill, timed from the signal (ms): the other master's election and its first
+/// assignment, `None` where its log did not show them within `limit`.
+pub(super) struct KillTiming {
+    pub elected_ms: Option<f64>,
+    pub assigned_ms: Option<f64>,
+}
+
+/// Sends `leader` the signal, times `other`'s take-over from their logs, and starts the killed
+/// master again once it has exited.
+pub(super) async fn kill_leader(
+    farm: &mut LocalFarm,
+    logs: &mut MasterLogs,
+    leader: &str,
+    other: &str,
+    signal: Signal,
+    limit: Duration,
+) -> anyhow::Result<KillTiming> {
+    logs.skip();
+    let t_kill = epoch_ms();
+    farm.signal(leader, signal)?;
+    let (became, hit) = logs.take_over(other, t_kill, limit).await;
+    tokio::task::block_in_place(|| farm.wait_exit(leader, Duration::from_secs(10)));
+    farm.restart(leader)?;
+    Ok(KillTiming {
+        elected_ms: became.map(|b| b - t_kill),
+        assigned_ms: hit.map(|t| t - t_kill),
+    })
 }
 
 /// SIGKILLs the worker running a long task and times its assignment to the other worker.

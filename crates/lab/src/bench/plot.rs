@@ -4,6 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::report::ServersReport;
@@ -110,13 +112,6 @@ pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
         .map_err(|e| err(&e))?;
     let panels = root.split_evenly((1, 3));
     let name = |r: &ServersReport| format!("{} server{}", r.servers, if r.servers == 1 { "" } else { "s" });
-    let x_fmt = |x: &f64| {
-        if *x >= 1_000.0 {
-            format!("{:.0}k", x / 1_000.0)
-        } else {
-            format!("{x:.0}")
-        }
-    };
 
     // 1. Throughput, with 90 % of the smallest backlog's.
     let top = runs
@@ -124,21 +119,7 @@ pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
         .flat_map(|r| r.scaling.rows.iter().map(|x| x.tasks_per_s))
         .fold(1.0f64, f64::max)
         * 1.25;
-    let mut chart = ChartBuilder::on(&panels[0])
-        .caption("drain throughput", ("sans-serif", 18))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0f64..top)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("tasks queued")
-        .y_desc("tasks/s")
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = panel(&panels[0], "drain throughput", "tasks/s", (x_lo, x_hi), 0.0f64..top)?;
     for (i, r) in runs.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let pts: Vec<(f64, f64)> = r
@@ -172,21 +153,13 @@ pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
     };
     let y_lo = values().filter(|&v| v > 0.0).fold(50.0, f64::min) / 2.0;
     let y_hi = values().fold(100.0, f64::max) * 2.0;
-    let mut chart = ChartBuilder::on(&panels[1])
-        .caption("leader kill -> new leader's first assignment", ("sans-serif", 18))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), (y_lo.max(0.1)..y_hi).log_scale())
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("tasks queued")
-        .y_desc("ms")
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = panel(
+        &panels[1],
+        "leader kill -> new leader's first assignment",
+        "ms",
+        (x_lo, x_hi),
+        (y_lo.max(0.1)..y_hi).log_scale(),
+    )?;
     for (i, r) in runs.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let rows = &r.scaling.rows;
@@ -247,21 +220,7 @@ pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
         .fold(1, u64::max) as f64
         / 1024.0
         * 1.25;
-    let mut chart = ChartBuilder::on(&panels[2])
-        .caption("masters' resident memory", ("sans-serif", 18))
-        .margin(14)
-        .x_label_area_size(40)
-        .y_label_area_size(56)
-        .build_cartesian_2d((x_lo..x_hi).log_scale(), 0.0f64..top)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_desc("tasks queued")
-        .y_desc("MiB")
-        .x_label_formatter(&x_fmt)
-        .y_label_formatter(&|y| format!("{y:.0}"))
-        .draw()
-        .map_err(|e| err(&e))?;
+    let mut chart = panel(&panels[2], "masters' resident memory", "MiB", (x_lo, x_hi), 0.0f64..top)?;
     for (i, r) in runs.iter().enumerate() {
         let rows = &r.scaling.rows;
         let mib = |k: u64| k as f64 / 1024.0;
@@ -299,10 +258,50 @@ pub fn scaling_svg(runs: &[ServersReport], path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-type LogChart<'a, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<LogCoord<f64>, Y>>;
+type LogChart<'a, 'b, Y> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<LogCoord<f64>, Y>>;
+
+/// One panel of the scaling chart: tasks queued on a log axis from `x.0` to `x.1`, against `y`.
+fn panel<'a, 'b, Y>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    y_desc: &str,
+    x: (f64, f64),
+    y: Y,
+) -> anyhow::Result<LogChart<'a, 'b, Y::CoordDescType>>
+where
+    Y: AsRangedCoord<Value = f64>,
+    Y::CoordDescType: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("{e}");
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 18))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d((x.0..x.1).log_scale(), y)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("tasks queued")
+        .y_desc(y_desc)
+        .x_label_formatter(&queued_label)
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .draw()
+        .map_err(|e| err(&e))?;
+    Ok(chart)
+}
+
+/// `1k`, `10k`, `100k` for the tasks queued.
+fn queued_label(x: &f64) -> String {
+    if *x >= 1_000.0 {
+        format!("{:.0}k", x / 1_000.0)
+    } else {
+        format!("{x:.0}")
+    }
+}
 
 /// A line with a dot at each point, in the legend as `label`.
-fn series<Y>(chart: &mut LogChart<'_, Y>, pts: &[(f64, f64)], colour: RGBColor, label: String) -> anyhow::Result<()>
+fn series<Y>(chart: &mut LogChart<'_, '_, Y>, pts: &[(f64, f64)], colour: RGBColor, label: String) -> anyhow::Result<()>
 where
     Y: Ranged<ValueType = f64>,
 {
@@ -319,7 +318,7 @@ where
 
 /// `y(x)` drawn dashed across a log axis from `lo` to `hi`.
 fn dashes<Y>(
-    chart: &mut LogChart<'_, Y>,
+    chart: &mut LogChart<'_, '_, Y>,
     lo: f64,
     hi: f64,
     y: impl Fn(f64) -> f64,
@@ -345,7 +344,7 @@ where
     Ok(())
 }
 
-fn legend<Y>(chart: &mut LogChart<'_, Y>, position: SeriesLabelPosition) -> anyhow::Result<()>
+fn legend<'a, 'b: 'a, Y>(chart: &mut LogChart<'a, 'b, Y>, position: SeriesLabelPosition) -> anyhow::Result<()>
 where
     Y: Ranged<ValueType = f64>,
 {

@@ -24,7 +24,7 @@ use taskfarm::zk::ZkSession;
 use taskfarm_harness::ZkCluster;
 
 use super::args::Plan;
-use super::failover::{epoch_ms, log_ms, MasterLogs, MASTERS};
+use super::failover::{epoch_ms, kill_leader, log_ms, MasterLogs, MASTERS};
 use super::progress::Progress;
 use super::report::{RoleFigures, Scaling, ScalingRow, Steps};
 use super::sampling::{cpu_ticks, rss_kib, ZkSample};
@@ -518,27 +518,22 @@ async fn leader_kill(
     // Exactly two: a SIGKILLed leader's candidate stays until its session expires.
     waits::children(obs, paths::MASTER, "two master candidates", |n| n == 2).await?;
     let (leader, other) = roles_of_masters(obs).await?;
-    logs.skip();
-    let t_kill = epoch_ms();
-    farm.signal(&leader, signal)?;
     // A new leader may have to read the whole backlog before its first assignment.
     let limit = session_timeout + Duration::from_secs(120);
-    let (became, hit) = logs.take_over(&other, t_kill, limit).await;
+    let timing = kill_leader(farm, logs, &leader, &other, signal, limit).await?;
     let sigterm = signal == Signal::SIGTERM;
-    if let Some(b) = became {
+    if let Some(ms) = timing.elected_ms {
         if sigterm {
-            row.sigterm_elected_samples.push(b - t_kill);
+            row.sigterm_elected_samples.push(ms);
         } else {
-            row.sigkill_elected_samples.push(b - t_kill);
+            row.sigkill_elected_samples.push(ms);
         }
     }
-    match hit {
-        Some(t) if sigterm => row.sigterm_samples.push(t - t_kill),
-        Some(t) => row.sigkill_samples.push(t - t_kill),
+    match timing.assigned_ms {
+        Some(ms) if sigterm => row.sigterm_samples.push(ms),
+        Some(ms) => row.sigkill_samples.push(ms),
         None => row.failed_trials += 1,
     }
-    tokio::task::block_in_place(|| farm.wait_exit(&leader, Duration::from_secs(10)));
-    farm.restart(&leader)?;
     let restarted = Instant::now();
     waits::children(obs, paths::MASTER, "the restarted master's candidate", |n| n == 2).await?;
     settle(zk, farm, &leader, counters, restarted).await
